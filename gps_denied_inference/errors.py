@@ -1,0 +1,66 @@
+"""One exception hierarchy for the package: every refusal names what was refused and why."""
+
+from typing import Optional
+
+
+class GpsDeniedInferenceError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(GpsDeniedInferenceError):
+    """A configuration value (parameter, build config, dataclass field) is invalid."""
+
+
+class RuntimeUnavailableError(ConfigError):
+    """An inference strategy was asked for that is unknown or whose library is not installed."""
+
+
+class EngineGateError(GpsDeniedInferenceError):
+    """A model artifact failed a gate check; nothing was loaded."""
+
+    def __init__(self, path: str, check: str, expected: object, found: object,
+                 detail: Optional[str] = None) -> None:
+        self.path = str(path)
+        self.check = check
+        self.expected = expected
+        self.found = found
+        message = f'{self.path}: {check} check failed: expected {expected}, found {found}'
+        if detail:
+            message += f' ({detail})'
+        super().__init__(message)
+
+
+class EngineBuildError(GpsDeniedInferenceError):
+    """Compiling an engine failed; no partial engine or sidecar was left behind."""
+
+
+class CalibrationCacheError(GpsDeniedInferenceError):
+    """An INT8 calibration cache or its dataset cannot be trusted."""
+
+
+class OutOfMemoryError(GpsDeniedInferenceError):
+    """A reservation was refused because it would exceed a memory budget; nothing was allocated."""
+
+    def __init__(self, pool: str, name: str, requested: int, resident: int,
+                 budget: int) -> None:
+        self.pool = pool
+        self.name = name
+        self.requested = requested
+        self.resident = resident
+        self.budget = budget
+        super().__init__(
+            f'{pool} memory budget refused {name!r}: requested {requested} B, '
+            f'resident {resident} B, budget {budget} B '
+            f'(short by {resident + requested - budget} B)')
+
+
+class InferenceError(GpsDeniedInferenceError):
+    """One inference call failed; the cause is kept as __cause__."""
+
+
+class ImageRejectedError(GpsDeniedInferenceError):
+    """An input image message cannot be decoded (encoding, size or step disagree)."""
+
+
+class ManifestError(GpsDeniedInferenceError):
+    """A manifest or sha256 sidecar is malformed (the gate reports it as a refusal)."""
