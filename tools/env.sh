@@ -3,7 +3,7 @@
 #
 # Usage: tools/env.sh COMMAND [ARGS...]
 # The venv is rebuilt only when a pinned requirements file changes; the package itself is
-# reinstalled (without dependencies) when its metadata, launch or config files change.
+# reinstalled (without dependencies) when its metadata changes; launch/ and config/ are linked.
 # With a ROS install sourced (ROS_DISTRO set) the venv sees that ROS's Python packages and the
 # ROS wheels are not installed.
 set -euo pipefail
@@ -26,8 +26,7 @@ else
 fi
 
 req_hash="$(cat "${req_files[@]}" | sha256sum | cut -d' ' -f1)-${ROS_DISTRO:-wheels}"
-pkg_hash="$(cd "$root" && cat setup.py setup.cfg package.xml resource/gps_denied_inference \
-  $(find launch config -type f | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)"
+pkg_hash="$(cd "$root" && cat setup.py setup.cfg package.xml | sha256sum | cut -d' ' -f1)"
 
 if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$req_hash" ]; then
   log "creating $venv with $python (pinned requirements changed or venv missing)"

@@ -1,0 +1,135 @@
+"""The node's engine lifecycle, ROS-free: gate and load on configure, budget on activate.
+
+configure: gate every model (no GPU call before all gates pass), refuse when the predicted
+weights alone exceed a budget, refuse outputs that cannot be published, then load; any
+failure releases what was loaded. activate: check that every model's execution memory fits
+the remaining budget *before* allocating any of it, then prepare and warm up each engine.
+cleanup: release every engine; the budget returns to zero. Every step is idempotent.
+"""
+
+from dataclasses import dataclass
+import logging
+from typing import Callable, Dict, List, Optional, Tuple
+
+from gps_denied_inference.config import ModelConfig, PreprocessContract
+from gps_denied_inference.errors import OutOfMemoryError
+from gps_denied_inference.gate import EngineGate, GateExpectation
+from gps_denied_inference.manifest import Manifest
+from gps_denied_inference.memory import (
+    execution_need,
+    MemoryBudget,
+    MemoryNeed,
+    weights_need,
+)
+from gps_denied_inference.node_config import NodeConfig
+from gps_denied_inference.output_encoding import image_layout_for, OutputLayout
+from gps_denied_inference.runtime import build_inference_runtime, EngineHandle, InferenceRuntime
+from gps_denied_inference.thermal import ThermalStatePublisher
+
+RuntimeFactory = Callable[..., InferenceRuntime]
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """One gated, loaded model and what the worker needs to feed it and publish its outputs."""
+
+    config: ModelConfig
+    manifest: Manifest
+    runtime: InferenceRuntime
+    handle: EngineHandle
+    contract: PreprocessContract
+    outputs: Dict[str, OutputLayout]
+    on_gpu: bool
+    prepared: bool = False
+
+    @property
+    def input_name(self) -> str:
+        """The model's single image input."""
+        return self.manifest.inputs[0].name
+
+
+class InferenceCore:
+    """Owns the budget and every engine of one node; thread-compatible (lifecycle thread)."""
+
+    def __init__(self, config: NodeConfig, *, thermal: Optional[ThermalStatePublisher] = None,
+                 runtime_factory: RuntimeFactory = build_inference_runtime,
+                 gate: Optional[EngineGate] = None) -> None:
+        self.config = config
+        self.budget = MemoryBudget(config.runtime.gpu_memory_budget_bytes,
+                                   config.runtime.host_memory_budget_bytes)
+        self._thermal = thermal
+        self._runtime_factory = runtime_factory
+        self._gate = gate or EngineGate()
+        self.models: List[LoadedModel] = []
+
+    def configure(self) -> List[LoadedModel]:
+        """Gate all, check weights against the budgets, check outputs, then load all."""
+        try:
+            planned = [self._plan(model) for model in self.config.models]
+            self._refuse_unless_fits('weights', [(m.name, weights_need(manifest, on_gpu))
+                                                 for m, manifest, _, on_gpu, _ in planned])
+            for model, _, contract, on_gpu, outputs in planned:
+                runtime = self._runtime(model)
+                handle = runtime.deserialize_engine(model.name, model.engine_path,
+                                                    self._expectation(model))
+                self.models.append(LoadedModel(model, handle.manifest, runtime, handle,
+                                               contract, outputs, on_gpu))
+        except BaseException:
+            self.cleanup()
+            raise
+        return self.models
+
+    def activate(self) -> None:
+        """Refuse before allocating if execution memory does not fit; then prepare all."""
+        pending = [m for m in self.models if not m.prepared]
+        self._refuse_unless_fits('execution', [(m.config.name, execution_need(m.manifest,
+                                                                              m.on_gpu))
+                                               for m in pending])
+        for model in pending:
+            model.runtime.prepare_execution(model.handle)
+            model.prepared = True
+
+    def cleanup(self) -> None:
+        """Release every engine (idempotent); the budget ledger returns to zero."""
+        errors = []
+        for model in self.models:
+            try:
+                model.runtime.release_engine(model.handle)
+            except Exception as err:  # noqa: B902 - release the others, then report
+                errors.append(err)
+        self.models = []
+        if errors:
+            raise errors[0]
+
+    def _plan(self, model: ModelConfig) -> Tuple[ModelConfig, Manifest, PreprocessContract,
+                                                 bool, Dict[str, OutputLayout]]:
+        manifest = self._gate.validate(model.engine_path, self._expectation(model))
+        contract = model.overrides.apply(manifest.preprocess)
+        outputs = {t.name: image_layout_for(t.max_shape, t.dtype, name=f'{model.name}/{t.name}')
+                   for t in manifest.outputs}
+        on_gpu = model.runtime == 'tensorrt' or any(
+            p != 'CPUExecutionProvider' for p in model.providers[:1])
+        return model, manifest, contract, on_gpu, outputs
+
+    def _refuse_unless_fits(self, stage: str, needs: List[Tuple[str, MemoryNeed]]) -> None:
+        for pool, ledger, key in (('GPU', self.budget.gpu, 'gpu_bytes'),
+                                  ('host', self.budget.host, 'host_bytes')):
+            requested = sum(getattr(need, key) for _, need in needs)
+            if ledger.resident_bytes + requested > ledger.budget_bytes:
+                names = '+'.join(f'{name}:{stage}' for name, _ in needs)
+                raise OutOfMemoryError(pool, names, requested, ledger.resident_bytes,
+                                       ledger.budget_bytes)
+
+    def _runtime(self, model: ModelConfig) -> InferenceRuntime:
+        """One strategy instance per model: ONNX Runtime providers are per model."""
+        options = {'providers': model.providers} if model.runtime == 'onnxruntime' else {}
+        return self._runtime_factory(model.runtime, config=self.config.runtime,
+                                     budget=self.budget, thermal=self._thermal, gate=self._gate,
+                                     **options)
+
+    def _expectation(self, model: ModelConfig) -> GateExpectation:
+        if model.runtime == 'tensorrt':
+            from gps_denied_inference.device_probe import tensorrt_gate_expectation
+            return tensorrt_gate_expectation(pinned_sha256=model.sha256)
+        return GateExpectation(runtime=model.runtime, pinned_sha256=model.sha256)
