@@ -60,6 +60,16 @@ ln -sfn "$root/resource/gps_denied_inference" "$index/gps_denied_inference"
 
 # ament_index_python finds the package's share directory (package.xml, launch/, config/) here.
 export AMENT_PREFIX_PATH="$venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+# Camera frames across processes need the large-data transport on both ends (README,
+# "Transport"); the demo, the tests and the benchmark run with the profile the README prescribes.
+profile="$root/config/fastdds_large_data.xml"
+# Fast DDS 2.x (Humble, Iron, Jazzy) reads FASTRTPS_..., 3.x (Kilted wheels) FASTDDS_....
+case "${ROS_DISTRO:-kilted}" in
+  humble|iron|jazzy)
+    export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$profile}" ;;
+  *)
+    export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$profile}" ;;
+esac
 export PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV="$venv"
 exec "$@"
