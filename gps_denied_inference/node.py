@@ -21,6 +21,7 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
+from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -87,6 +88,7 @@ class InferenceNode(LifecycleNode):
         self._activated_at = 0.0
         self._incompatible_qos: Dict[str, str] = {}
         self._state_label = 'unconfigured'
+        self.finalized = Future()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(
             self._declared('diagnostics_period_s', 1.0), self._publish_diagnostics)
@@ -123,6 +125,7 @@ class InferenceNode(LifecycleNode):
         """Release everything (idempotent) before the node goes away."""
         result = self._transition('shutdown', self._teardown)
         self._state_label = 'finalized'
+        self.finalized.set_result(True)
         return result
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -350,13 +353,17 @@ class InferenceNode(LifecycleNode):
 
 
 def main(args: Optional[List[str]] = None) -> int:
-    """Run the node alone (`ros2 run gps_denied_inference inference_node`)."""
+    """Run the node alone (`ros2 run gps_denied_inference inference_node`).
+
+    Exits 0 after the shutdown transition, or on SIGINT / SIGTERM once every engine and
+    thread is released and the executor has stopped (before rclpy itself).
+    """
     rclpy.init(args=args)
     node = InferenceNode()
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
+        executor.spin_until_future_complete(node.finalized)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -366,3 +373,7 @@ def main(args: Optional[List[str]] = None) -> int:
         if rclpy.ok():
             rclpy.try_shutdown()
     return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Drive a lifecycle node through its real services, as a lifecycle manager would.
+
+Used by the demo, the benchmark and the tests; it needs an executor spinning the client node
+on another thread (calls block on futures, not on spinning).
+"""
+
+import threading
+from typing import Optional
+
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.node import Node
+
+TRANSITIONS = {
+    'configure': Transition.TRANSITION_CONFIGURE,
+    'activate': Transition.TRANSITION_ACTIVATE,
+    'deactivate': Transition.TRANSITION_DEACTIVATE,
+    'cleanup': Transition.TRANSITION_CLEANUP,
+    'shutdown': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+    'inactive_shutdown': Transition.TRANSITION_INACTIVE_SHUTDOWN,
+    'active_shutdown': Transition.TRANSITION_ACTIVE_SHUTDOWN,
+}
+
+
+class LifecycleClient:
+    """`change('configure')`, `state()` against `<target>/change_state` and `get_state`."""
+
+    def __init__(self, node: Node, target: str) -> None:
+        self._change = node.create_client(ChangeState, f'{target}/change_state')
+        self._get = node.create_client(GetState, f'{target}/get_state')
+
+    def wait_for_services(self, timeout_s: float) -> bool:
+        """True once both services are discovered."""
+        return (self._change.wait_for_service(timeout_sec=timeout_s)
+                and self._get.wait_for_service(timeout_sec=timeout_s))
+
+    def change(self, transition: str, timeout_s: float = 60.0) -> bool:
+        """Request a transition by label; True when the node reports success."""
+        request = ChangeState.Request()
+        request.transition.id = TRANSITIONS[transition]
+        response = self._call(self._change, request, timeout_s)
+        return bool(response is not None and response.success)
+
+    def state(self, timeout_s: float = 10.0) -> Optional[str]:
+        """The node's current state label ('unconfigured', 'inactive', ...), None on timeout."""
+        response = self._call(self._get, GetState.Request(), timeout_s)
+        return None if response is None else response.current_state.label
+
+    @staticmethod
+    def _call(client, request, timeout_s: float):
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout_s):
+            client.remove_pending_request(future)
+            return None
+        return future.result()
