@@ -31,12 +31,13 @@ from gps_denied_inference.errors import (
     EngineGateError,
     OutOfMemoryError,
 )
-from gps_denied_inference.inference_core import InferenceCore, LoadedModel
+from gps_denied_inference.inference_core import InferenceCore, LoadedModel, RuntimeFactory
 from gps_denied_inference.memory_usage import measure_usage
 from gps_denied_inference.model_stats import ModelStats, StatsSnapshot
 from gps_denied_inference.model_worker import Frame, ModelWorker, Outputs
 from gps_denied_inference.node_config import GLOBAL_PARAMETERS, node_config_from_values, NodeConfig
 from gps_denied_inference.output_encoding import encode_output, image_layout_for
+from gps_denied_inference.runtime import build_inference_runtime
 from gps_denied_inference.thermal import (
     ThermalLevel,
     ThermalState,
@@ -70,13 +71,17 @@ def output_qos(depth: int) -> QoSProfile:
 class InferenceNode(LifecycleNode):
     """Gated engines on configure, budget on activate, inference on image topics."""
 
-    def __init__(self, node_name: str = 'gps_denied_inference', **kwargs: Any) -> None:
+    def __init__(self, node_name: str = 'gps_denied_inference', *,
+                 runtime_factory: RuntimeFactory = build_inference_runtime,
+                 **kwargs: Any) -> None:
+        """Create the node; `runtime_factory` lets tests inject faults into a real runtime."""
         kwargs.setdefault('automatically_declare_parameters_from_overrides', True)
         super().__init__(node_name, **kwargs)
         for name, (default, description) in GLOBAL_PARAMETERS.items():
             if not self.has_parameter(name):
                 self.declare_parameter(name, default, ParameterDescriptor(
                     description=description, dynamic_typing=True))
+        self._runtime_factory = runtime_factory
         self._config: Optional[NodeConfig] = None
         self._core: Optional[InferenceCore] = None
         self._thermal: Optional[ThermalStatePublisher] = None
@@ -164,7 +169,8 @@ class InferenceNode(LifecycleNode):
         self._thermal = ThermalStatePublisher(ThermalZoneReader(config.thermal),
                                               config.thermal.poll_period_s)
         self._thermal.start()
-        self._core = InferenceCore(config, thermal=self._thermal)
+        self._core = InferenceCore(config, thermal=self._thermal,
+                                   runtime_factory=self._runtime_factory)
         loaded = self._core.configure()
         for model in loaded:
             self._stats[model.config.name] = ModelStats()
