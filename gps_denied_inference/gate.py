@@ -253,8 +253,8 @@ def _check_runtime(run: _Inspection) -> CheckResult:
 def _check_tensorrt_version(run: _Inspection) -> CheckResult:
     if not run.is_tensorrt:
         return CheckResult('tensorrt-version', SKIP, 'not a TensorRT artifact')
-    if run.manifest is None:
-        return CheckResult('tensorrt-version', SKIP, 'needs a valid manifest')
+    if run.manifest is None or run.manifest.runtime != 'tensorrt':
+        return CheckResult('tensorrt-version', SKIP, 'needs a valid TensorRT manifest')
     installed = run.expected.tensorrt_version
     built = run.manifest.runtime_version
     if installed is None:
@@ -273,8 +273,8 @@ def _check_tensorrt_version(run: _Inspection) -> CheckResult:
 def _check_compute_capability(run: _Inspection) -> CheckResult:
     if not run.is_tensorrt:
         return CheckResult('compute-capability', SKIP, 'not a TensorRT artifact')
-    if run.manifest is None:
-        return CheckResult('compute-capability', SKIP, 'needs a valid manifest')
+    if run.manifest is None or run.manifest.runtime != 'tensorrt':
+        return CheckResult('compute-capability', SKIP, 'needs a valid TensorRT manifest')
     device = run.expected.compute_capability
     built = run.manifest.device.compute_capability
     if device is None:
@@ -289,8 +289,9 @@ def _check_compute_capability(run: _Inspection) -> CheckResult:
 def _check_plan_header(run: _Inspection) -> CheckResult:
     if not run.is_tensorrt:
         return CheckResult('plan-header', SKIP, 'not a TensorRT artifact')
-    if run.manifest is None or not run.file_ok:
-        return CheckResult('plan-header', SKIP, 'needs a readable file and a valid manifest')
+    if run.manifest is None or run.manifest.runtime != 'tensorrt' or not run.file_ok:
+        return CheckResult('plan-header', SKIP,
+                           'needs a readable file and a valid TensorRT manifest')
     built = run.manifest.runtime_version
     if not _TRT_VERSION.match(built):
         return CheckResult('plan-header', SKIP, f'manifest version {built!r} is not '

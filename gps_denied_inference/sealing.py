@@ -172,7 +172,7 @@ def manifest_from_onnx(path: PathLike, *, preprocess: Optional[Mapping[str, Any]
     inputs = [t for t in tensors if t.mode == 'input']
     if not inputs:
         raise ManifestError(f'{source}: the model has no input tensor')
-    contract = _contract_for_input(inputs[0], source, dict(preprocess or {}))
+    contract = contract_for_input(inputs[0], source, dict(preprocess or {}))
     notes = {'activation_estimate': (
         f'sum of {counted} intermediate tensors with a static inferred shape, no buffer reuse '
         f'assumed; {unknown} of unknown shape not counted'),
@@ -276,7 +276,7 @@ def _onnx_precision(model: Any) -> str:
     return 'fp32'
 
 
-def _contract_for_input(spec: TensorSpec, source: str,
+def contract_for_input(spec: TensorSpec, source: str,
                         changes: Dict[str, Any]) -> PreprocessContract:
     """The preprocessing contract an image input implies; `changes` override any field."""
     shape = spec.shape

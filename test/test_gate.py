@@ -362,3 +362,9 @@ def test_the_gate_imports_and_touches_no_gpu_or_inference_library(tmp_path):
         'sys.exit(1 if bad else 0)\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_onnx_manifest_checked_as_tensorrt_fails_only_the_runtime_check(tmp_path):
+    results = statuses(make_sealed_onnx(tmp_path), TRT)
+    assert [c for c, s in results.items() if s == FAIL] == ['runtime']
+    assert results['tensorrt-version'] == results['plan-header'] == SKIP

@@ -1,0 +1,41 @@
+"""`demo-model OUT.onnx`: generate and seal the demo corner detector (or the heavy benchmark).
+
+The default is a Harris corner detector expressed as a CNN (keypoint-score map and
+per-cell gradient descriptors for a grayscale image); `--superpoint` builds a
+SuperPoint-sized network with seeded random weights and the same inputs and outputs.
+Nothing is downloaded.
+"""
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gps_denied_inference.demo_model import write_demo_model
+from gps_denied_inference.sealing import manifest_sidecar_path, sha256_sidecar_path
+
+
+def register(subparsers: Any) -> None:
+    """Add the `demo-model` command."""
+    parser = subparsers.add_parser(
+        'demo-model', help='generate and seal a demo or benchmark ONNX model',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('out', type=Path, metavar='OUT.onnx')
+    parser.add_argument('--height', type=int, default=480, help='input height (default 480)')
+    parser.add_argument('--width', type=int, default=640, help='input width (default 640)')
+    parser.add_argument('--superpoint', action='store_true',
+                        help='SuperPoint-sized network with random weights, for benchmarks')
+    parser.add_argument('--seed', type=int, default=0, help='weights seed for --superpoint')
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write and seal the model; print what was written."""
+    manifest = write_demo_model(args.out, height=args.height, width=args.width,
+                                superpoint=args.superpoint, seed=args.seed)
+    print(f'wrote {args.out} ({manifest.extra["model"]}, {args.height}x{args.width}, '
+          f'opset {manifest.opset})')
+    print(f'  sha256    {manifest.artifact_sha256}')
+    print('  outputs   ' + ', '.join(f'{t.name} {list(t.shape)}' for t in manifest.outputs))
+    print(f'  wrote     {sha256_sidecar_path(args.out)}')
+    print(f'  wrote     {manifest_sidecar_path(args.out)}')
+    return 0

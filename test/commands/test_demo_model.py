@@ -1,0 +1,38 @@
+"""`demo-model` writes a sealed model that verify accepts and ONNX Runtime runs."""
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from gps_denied_inference.gate import EngineGate, GateExpectation
+from gps_denied_inference.sealing import manifest_sidecar_path, sha256_file
+
+
+def test_demo_model_writes_a_sealed_corner_detector(tmp_path, cli):
+    path = tmp_path / 'out' / 'corners.onnx'
+    code, out, err = cli('demo-model', path, '--height', '48', '--width', '64')
+    assert code == 0, err
+    assert sha256_file(path) in out and 'harris_corner_detector' in out
+    assert 'keypoints [1, 1, 48, 64]' in out and 'descriptors [1, 6, 8, 8]' in out
+    manifest = EngineGate().validate(path, GateExpectation('onnxruntime'))
+    assert (manifest.preprocess.height, manifest.preprocess.width) == (48, 64)
+    assert cli('verify', path)[0] == 0
+
+
+def test_demo_model_superpoint_uses_the_seed(tmp_path, cli):
+    first, second, other = (tmp_path / n for n in ('a.onnx', 'b.onnx', 'c.onnx'))
+    for path, seed in ((first, 3), (second, 3), (other, 4)):
+        assert cli('demo-model', path, '--superpoint', '--seed', seed, '--height', 32,
+                   '--width', 32)[0] == 0
+    assert sha256_file(first) == sha256_file(second) != sha256_file(other)
+    session = onnxruntime.InferenceSession(str(first), providers=['CPUExecutionProvider'])
+    outputs = session.run(None, {'image': np.zeros((1, 1, 32, 32), np.float32)})
+    assert [o.shape for o in outputs] == [(1, 1, 32, 32), (1, 4, 4, 256)]
+    assert '"seed": 3' in manifest_sidecar_path(first).read_text()
+
+
+@pytest.mark.parametrize('size', [['--height', '50'], ['--width', '0']])
+def test_demo_model_refuses_sizes_that_are_not_multiples_of_8(tmp_path, cli, size):
+    code, _, err = cli('demo-model', tmp_path / 'm.onnx', *size)
+    assert code == 1 and 'multiple of 8' in err
+    assert not (tmp_path / 'm.onnx').exists()
