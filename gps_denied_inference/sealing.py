@@ -91,7 +91,7 @@ def read_sha256_sidecar(path: PathLike) -> Tuple[str, str]:
 
 
 def write_atomically(path: PathLike, text: str) -> None:
-    """Write text to path via a temp file in the same directory, fsync and os.replace."""
+    """Write text to path via a temp file in the same directory, fsync, os.replace, fsync dir."""
     target = Path(path)
     fd, temp = tempfile.mkstemp(prefix=f'.{target.name}.', suffix='.tmp', dir=target.parent)
     try:
@@ -104,6 +104,11 @@ def write_atomically(path: PathLike, text: str) -> None:
         if os.path.exists(temp):
             os.unlink(temp)
         raise
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
 
 
 def seal_artifact(artifact: PathLike, manifest: Manifest) -> Manifest:
