@@ -30,6 +30,10 @@ class EngineGateError(GpsDeniedInferenceError):
         super().__init__(message)
 
 
+class EngineLoadError(GpsDeniedInferenceError):
+    """A gated artifact could not be loaded by its runtime (a refusal, not a fault)."""
+
+
 class EngineBuildError(GpsDeniedInferenceError):
     """Compiling an engine failed; no partial engine or sidecar was left behind."""
 

@@ -27,6 +27,7 @@ from gps_denied_inference.runtime import build_inference_runtime, EngineHandle, 
 from gps_denied_inference.thermal import ThermalStatePublisher
 
 RuntimeFactory = Callable[..., InferenceRuntime]
+CPU_PROVIDER = 'CPUExecutionProvider'
 _LOG = logging.getLogger(__name__)
 
 
@@ -49,6 +50,18 @@ class LoadedModel:
         return self.manifest.inputs[0].name
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What configure knows about a model after its gate passed, before loading it."""
+
+    model: ModelConfig
+    manifest: Manifest
+    contract: PreprocessContract
+    on_gpu: bool
+    outputs: Dict[str, OutputLayout]
+    runtime: InferenceRuntime
+
+
 class InferenceCore:
     """Owns the budget and every engine of one node; thread-compatible (lifecycle thread)."""
 
@@ -66,15 +79,19 @@ class InferenceCore:
     def configure(self) -> List[LoadedModel]:
         """Gate all, check weights against the budgets, check outputs, then load all."""
         try:
-            planned = [self._plan(model) for model in self.config.models]
-            self._refuse_unless_fits('weights', [(m.name, weights_need(manifest, on_gpu))
-                                                 for m, manifest, _, on_gpu, _ in planned])
-            for model, _, contract, on_gpu, outputs in planned:
-                runtime = self._runtime(model)
-                handle = runtime.deserialize_engine(model.name, model.engine_path,
-                                                    self._expectation(model))
-                self.models.append(LoadedModel(model, handle.manifest, runtime, handle,
-                                               contract, outputs, on_gpu))
+            gated = [(model, self._gate.validate(model.engine_path, self._expectation(model)))
+                     for model in self.config.models]
+            plans = [self._plan(model, manifest) for model, manifest in gated]
+            self._refuse_unless_fits('weights', [(p.model.name, weights_need(p.manifest,
+                                                                             p.on_gpu))
+                                                 for p in plans])
+            for plan in plans:
+                model = plan.model
+                handle = plan.runtime.deserialize_engine(model.name, model.engine_path,
+                                                         self._expectation(model))
+                self.models.append(LoadedModel(
+                    model, handle.manifest, plan.runtime, handle, plan.contract, plan.outputs,
+                    on_gpu=getattr(handle, 'on_gpu', plan.on_gpu)))
         except BaseException:
             self.cleanup()
             raise
@@ -102,15 +119,14 @@ class InferenceCore:
         if errors:
             raise errors[0]
 
-    def _plan(self, model: ModelConfig) -> Tuple[ModelConfig, Manifest, PreprocessContract,
-                                                 bool, Dict[str, OutputLayout]]:
-        manifest = self._gate.validate(model.engine_path, self._expectation(model))
+    def _plan(self, model: ModelConfig, manifest: Manifest) -> _Plan:
+        """After every gate passed: contract, publishable outputs, strategy, memory pool."""
         contract = model.overrides.apply(manifest.preprocess)
         outputs = {t.name: image_layout_for(t.max_shape, t.dtype, name=f'{model.name}/{t.name}')
                    for t in manifest.outputs}
-        on_gpu = model.runtime == 'tensorrt' or any(
-            p != 'CPUExecutionProvider' for p in model.providers[:1])
-        return model, manifest, contract, on_gpu, outputs
+        runtime = self._runtime(model)
+        providers = getattr(runtime, 'providers', ('TensorrtExecution',))
+        return _Plan(model, manifest, contract, providers[0] != CPU_PROVIDER, outputs, runtime)
 
     def _refuse_unless_fits(self, stage: str, needs: List[Tuple[str, MemoryNeed]]) -> None:
         for pool, ledger, key in (('GPU', self.budget.gpu, 'gpu_bytes'),

@@ -29,6 +29,7 @@ from gps_denied_inference import diagnostics
 from gps_denied_inference.errors import (
     ConfigError,
     EngineGateError,
+    EngineLoadError,
     OutOfMemoryError,
 )
 from gps_denied_inference.inference_core import InferenceCore, LoadedModel, RuntimeFactory
@@ -50,7 +51,7 @@ try:
 except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
-REFUSALS = (ConfigError, EngineGateError, OutOfMemoryError)
+REFUSALS = (ConfigError, EngineGateError, EngineLoadError, OutOfMemoryError)
 _LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
            'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
 

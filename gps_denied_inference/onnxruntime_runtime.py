@@ -18,6 +18,7 @@ from gps_denied_inference.errors import (
     ConfigError,
     EngineBuildError,
     EngineGateError,
+    EngineLoadError,
     InferenceError,
 )
 from gps_denied_inference.gate import EngineGate, GateExpectation
@@ -219,7 +220,7 @@ class OnnxRuntimeRuntime:
                                                 providers=list(self._providers),
                                                 provider_options=provider_options)
         except Exception as err:  # noqa: B902 - ORT raises pybind11 classes and RuntimeError
-            raise InferenceError(f'model {name}: ONNX Runtime could not create a session for '
+            raise EngineLoadError(f'model {name}: ONNX Runtime could not create a session for '
                                  f'{path} with {list(self._providers)}: '
                                  f'{type(err).__name__}: {err}') from err
 

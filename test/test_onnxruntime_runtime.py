@@ -15,6 +15,7 @@ from gps_denied_inference.errors import (
     ConfigError,
     EngineBuildError,
     EngineGateError,
+    EngineLoadError,
     InferenceError,
 )
 from gps_denied_inference.gate import EngineGate, GateExpectation
@@ -364,3 +365,13 @@ def test_a_budget_refusal_leaves_nothing_loaded_or_reserved(tmp_path):
 def test_a_handle_is_an_onnxruntime_handle(loaded):
     assert isinstance(loaded[1], OnnxRuntimeHandle)
     assert not loaded[1].on_gpu
+
+
+def test_a_sealed_file_that_is_not_onnx_is_a_load_refusal_with_the_cause(tmp_path):
+    manifest = manifest_from_onnx(make_onnx(tmp_path / 'real.onnx'))
+    fake = tmp_path / 'fake.onnx'
+    fake.write_bytes(b'this is not a protobuf' * 10)
+    seal_artifact(fake, manifest)
+    with pytest.raises(EngineLoadError, match='could not create a session') as info:
+        make_runtime().deserialize_engine('fake', str(fake), ORT)
+    assert info.value.__cause__ is not None
