@@ -19,7 +19,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import cv2
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import rclpy
 from rclpy.context import Context
@@ -34,6 +34,7 @@ from gps_denied_inference.scene import AerialScene
 NODE = '/gps_denied_inference'
 MODEL = 'corners'
 OUTPUTS = ('keypoints', 'descriptors')
+LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -183,7 +184,7 @@ def last_model_status(received: Received):
     """The last model status the node published while active."""
     for array in reversed(received.diagnostics):
         for status in array.status:
-            if status.name.endswith(f'model {MODEL}') and status.level != 3:
+            if status.name.endswith(f'model {MODEL}') and status.level != DiagnosticStatus.STALE:
                 return {kv.key: kv.value for kv in status.values}
     return {}
 
@@ -265,10 +266,11 @@ def report(checks: List[Tuple[str, bool, str]], received: Received) -> int:
               f'p50 {np.percentile(latencies, 50):.1f} ms, '
               f'p95 {np.percentile(latencies, 95):.1f} ms')
     for array in reversed(received.diagnostics):
-        if any(s.name.endswith(f'model {MODEL}') and s.level != 3 for s in array.status):
+        if any(s.name.endswith(f'model {MODEL}') and s.level != DiagnosticStatus.STALE
+               for s in array.status):
             for status in array.status:
                 values = ', '.join(f'{kv.key}={kv.value}' for kv in status.values)
-                print(f'diagnostic [{"OK WARN ERROR STALE".split()[status.level]}] '
+                print(f'diagnostic [{LEVELS[ord(status.level)]}] '
                       f'{status.name}: {status.message}' + (f' ({values})' if values else ''))
             break
     print()

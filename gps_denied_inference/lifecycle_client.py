@@ -16,9 +16,11 @@ TRANSITIONS = {
     'activate': Transition.TRANSITION_ACTIVATE,
     'deactivate': Transition.TRANSITION_DEACTIVATE,
     'cleanup': Transition.TRANSITION_CLEANUP,
-    'shutdown': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
-    'inactive_shutdown': Transition.TRANSITION_INACTIVE_SHUTDOWN,
-    'active_shutdown': Transition.TRANSITION_ACTIVE_SHUTDOWN,
+}
+SHUTDOWN_FROM = {
+    'unconfigured': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+    'inactive': Transition.TRANSITION_INACTIVE_SHUTDOWN,
+    'active': Transition.TRANSITION_ACTIVE_SHUTDOWN,
 }
 
 
@@ -35,9 +37,18 @@ class LifecycleClient:
                 and self._get.wait_for_service(timeout_sec=timeout_s))
 
     def change(self, transition: str, timeout_s: float = 60.0) -> bool:
-        """Request a transition by label; True when the node reports success."""
+        """Request a transition by label; True when the node reports success.
+
+        'shutdown' picks the shutdown transition of the node's current primary state.
+        """
         request = ChangeState.Request()
-        request.transition.id = TRANSITIONS[transition]
+        if transition == 'shutdown':
+            state = self.state(timeout_s)
+            if state not in SHUTDOWN_FROM:
+                return False
+            request.transition.id = SHUTDOWN_FROM[state]
+        else:
+            request.transition.id = TRANSITIONS[transition]
         response = self._call(self._change, request, timeout_s)
         return bool(response is not None and response.success)
 

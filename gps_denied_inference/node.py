@@ -89,8 +89,8 @@ class InferenceNode(LifecycleNode):
         self._workers: Dict[str, ModelWorker] = {}
         self._stats: Dict[str, ModelStats] = {}
         self._previous_stats: Dict[str, StatsSnapshot] = {}
-        self._publishers: Dict[str, Dict[str, Any]] = {}
-        self._subscriptions: Dict[str, Any] = {}
+        self._output_publishers: Dict[str, Dict[str, Any]] = {}
+        self._image_subscriptions: Dict[str, Any] = {}
         self._activated_at = 0.0
         self._incompatible_qos: Dict[str, str] = {}
         self._state_label = 'unconfigured'
@@ -175,7 +175,8 @@ class InferenceNode(LifecycleNode):
         loaded = self._core.configure()
         for model in loaded:
             self._stats[model.config.name] = ModelStats()
-            self._publishers[model.config.name] = self._create_output_publishers(model, config)
+            self._output_publishers[model.config.name] = self._create_output_publishers(
+                model, config)
         self._reset_diagnostics_timer(config.diagnostics_period_s)
         self._state_label = 'inactive'
         self.get_logger().info(
@@ -196,7 +197,7 @@ class InferenceNode(LifecycleNode):
             self._workers[name] = worker
             callbacks = SubscriptionEventCallbacks(
                 incompatible_qos=lambda event, n=name: self._on_incompatible_qos(n, event))
-            self._subscriptions[name] = self.create_subscription(
+            self._image_subscriptions[name] = self.create_subscription(
                 Image, model.config.input_topic,
                 lambda msg, w=worker: self._on_image(w, msg), qos,
                 event_callbacks=callbacks)
@@ -204,9 +205,9 @@ class InferenceNode(LifecycleNode):
         self._activated_at = time.monotonic()
 
     def _stop_processing(self) -> None:
-        for name, subscription in list(self._subscriptions.items()):
+        for name, subscription in list(self._image_subscriptions.items()):
             self.destroy_subscription(subscription)
-            del self._subscriptions[name]
+            del self._image_subscriptions[name]
         stuck = [name for name, worker in self._workers.items() if not worker.stop()]
         self._workers.clear()
         if stuck:
@@ -214,10 +215,10 @@ class InferenceNode(LifecycleNode):
 
     def _teardown(self) -> None:
         self._stop_processing()
-        for publishers in self._publishers.values():
+        for publishers in self._output_publishers.values():
             for publisher in publishers.values():
                 self.destroy_lifecycle_publisher(publisher)
-        self._publishers.clear()
+        self._output_publishers.clear()
         self._stats.clear()
         self._previous_stats.clear()
         self._incompatible_qos.clear()
@@ -250,7 +251,7 @@ class InferenceNode(LifecycleNode):
                             msg.is_bigendian, msg.data, time.monotonic()))
 
     def _publisher_for(self, model: str) -> Callable[[Any, Outputs, bool], None]:
-        publishers = self._publishers[model]
+        publishers = self._output_publishers[model]
 
         def publish(header: Any, outputs: Outputs, nonfinite: bool) -> None:
             for output, array in outputs.items():
