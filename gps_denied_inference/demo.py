@@ -27,6 +27,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from gps_denied_inference.demo_model import write_demo_model
 from gps_denied_inference.lifecycle_client import LifecycleClient
 from gps_denied_inference.output_encoding import decode_output
 from gps_denied_inference.scene import AerialScene
@@ -64,8 +65,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.out / f'{MODEL}.onnx'
     log(f'generating and sealing the corner-detector model -> {model}')
-    subprocess.run([sys.executable, '-m', 'gps_denied_inference', 'demo-model', str(model)],
-                   check=True)
+    manifest = write_demo_model(model, height=480, width=640)
+    log(f'sealed {model.name}: sha256 {manifest.artifact_sha256[:12]}, '
+        f'{len(manifest.outputs)} outputs')
     node_log = open(args.out / 'node.log', 'w')
     log(f'starting inference_node (log: {node_log.name})')
     node = subprocess.Popen(

@@ -51,16 +51,24 @@ try:
 except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
+INPUT_DEPTH = 5
 REFUSALS = (ConfigError, EngineGateError, EngineLoadError, OutOfMemoryError)
 _LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
            'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
 
 
 def input_qos(kind: str) -> QoSProfile:
-    """Camera-topic QoS: sensor data (best effort, keep last 1) or reliable keep last 1."""
+    """Camera-topic QoS: sensor data (best effort) or reliable, keep last INPUT_DEPTH.
+
+    The node's own one-slot mailbox bounds latency and counts every overwritten frame; a
+    reader history of 1 would let DDS discard frames the node never sees (and cannot count)
+    whenever the executor is a moment late, so the reader keeps the few frames of
+    `qos_profile_sensor_data` and the mailbox does the dropping.
+    """
     reliability = (ReliabilityPolicy.BEST_EFFORT if kind == 'sensor_data'
                    else ReliabilityPolicy.RELIABLE)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=INPUT_DEPTH,
+                      reliability=reliability)
 
 
 def output_qos(depth: int) -> QoSProfile:
