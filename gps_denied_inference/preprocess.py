@@ -160,7 +160,12 @@ def preprocess(image: DecodedImage, contract: PreprocessContract) -> np.ndarray:
 
     tables = _lookup_tables(contract)
     out = np.empty(contract.input_shape, dtype=tables.dtype)
-    spatial = out[0].transpose(1, 2, 0) if contract.layout == 'NCHW' else out[0]
+    target = out
+    if out.dtype == np.float16:
+        # cv2.LUT only copies table entries: moving float16 bit patterns as uint16 also works
+        # where OpenCV has no half-float LUT (OpenCV 4.x, as on JetPack).
+        tables, target = tables.view(np.uint16), out.view(np.uint16)
+    spatial = target[0].transpose(1, 2, 0) if contract.layout == 'NCHW' else target[0]
     if contract.resize == 'letterbox':
         _fill_border(spatial, plan, tables[:, contract.pad_value])
     rows = slice(plan.pad_y, plan.pad_y + plan.content_height)
@@ -170,7 +175,7 @@ def preprocess(image: DecodedImage, contract: PreprocessContract) -> np.ndarray:
     elif contract.layout == 'NCHW':
         for channel in range(channels):
             _lut_into(cv2.extractChannel(pixels, channel), tables[channel],
-                      out[0, channel, rows, cols])
+                      target[0, channel, rows, cols])
     else:
         _lut_into(pixels, np.ascontiguousarray(tables.T)[None], spatial[rows, cols])
     return out
