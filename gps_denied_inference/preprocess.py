@@ -115,10 +115,10 @@ def _lookup_tables(contract: PreprocessContract) -> np.ndarray:
 
 
 def _to_8bit(pixels: np.ndarray) -> np.ndarray:
-    """uint8 as is; uint16 -> value >> 8, read as the high byte of each sample (one copy)."""
+    """uint8 as is; uint16 -> value >> 8 (the high byte of each sample, one copy if unpadded)."""
     if pixels.dtype == np.uint8:
         return pixels
-    if pixels.strides[-1] == pixels.itemsize:
+    if pixels.flags.c_contiguous:  # numpy < 1.23 (JetPack's 1.21) views only these as bytes
         return np.ascontiguousarray(pixels.view(np.uint8)[..., _HIGH_BYTE::2])
     return np.right_shift(pixels, 8).astype(np.uint8)
 
