@@ -115,13 +115,15 @@ def drive(args: argparse.Namespace):
             if not ok:
                 return checks, received, frames
         sent = stream(ros, camera, args, frames, received)
-        time.sleep(1.0)
-        active_diagnostics = last_model_status(received)
+        time.sleep(0.5)
+        final_counts = {}
         for transition in ('deactivate', 'cleanup', 'shutdown'):
             ok = lifecycle.change(transition)
             log(f'{transition}: {"ok" if ok else "FAILED"}')
             checks.append((f'{transition} succeeded', ok, ''))
-        checks.extend(output_checks(received, sent, active_diagnostics))
+            if transition == 'deactivate':
+                final_counts = final_model_status(received, timeout_s=5.0)
+        checks.extend(output_checks(received, sent, final_counts))
     finally:
         executor.shutdown()
         spinner.join(10.0)
@@ -182,12 +184,16 @@ def stream(ros, camera, args, frames, received: Received) -> Dict[Tuple[int, int
     return sent
 
 
-def last_model_status(received: Received):
-    """The last model status the node published while active."""
-    for array in reversed(received.diagnostics):
-        for status in array.status:
-            if status.name.endswith(f'model {MODEL}') and status.level != DiagnosticStatus.STALE:
-                return {kv.key: kv.value for kv in status.values}
+def final_model_status(received: Received, timeout_s: float) -> Dict[str, str]:
+    """The model's counters as the node reports them once deactivated (no more frames)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for array in reversed(received.diagnostics):
+            for status in array.status:
+                if (status.name.endswith(f'model {MODEL}')
+                        and status.level == DiagnosticStatus.STALE):
+                    return {kv.key: kv.value for kv in status.values}
+        time.sleep(0.1)
     return {}
 
 
@@ -270,6 +276,7 @@ def report(checks: List[Tuple[str, bool, str]], received: Received) -> int:
     for array in reversed(received.diagnostics):
         if any(s.name.endswith(f'model {MODEL}') and s.level != DiagnosticStatus.STALE
                for s in array.status):
+            print('last diagnostics while active:')
             for status in array.status:
                 values = ', '.join(f'{kv.key}={kv.value}' for kv in status.values)
                 print(f'diagnostic [{LEVELS[ord(status.level)]}] '

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     HistoryPolicy,
@@ -372,11 +372,13 @@ def main(args: Optional[List[str]] = None) -> int:
     """Run the node alone (`ros2 run gps_denied_inference inference_node`).
 
     Exits 0 after the shutdown transition, or on SIGINT / SIGTERM once every engine and
-    thread is released and the executor has stopped (before rclpy itself).
+    thread is released and the executor has stopped (before rclpy itself). A single-threaded
+    executor: every callback is short (inference runs on the model workers), and rclpy's
+    multi-threaded executor costs enough per callback to lose camera frames on a busy CPU.
     """
     rclpy.init(args=args)
     node = InferenceNode()
-    executor = MultiThreadedExecutor()
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin_until_future_complete(node.finalized)
