@@ -252,3 +252,31 @@ def test_params_file_loads_in_a_separate_process(tmp_path, ros_context):
         client.destroy_node()
     output = process.stdout.read().decode()
     assert 'configured tiny' in output
+
+
+def test_critical_thermal_level_throttles_and_the_diagnostics_say_so(start, model, tmp_path):
+    from sysfs import make_zone, set_temp
+    root = tmp_path / 'thermal'
+    make_zone(root, 0, 'gpu-thermal', 99000)
+    harness = start({'models': ['tiny'], **model_parameters('tiny', str(model)),
+                     'thermal.root': str(root), 'thermal.throttle': True,
+                     'thermal.warn_c': 85.0, 'thermal.critical_c': 95.0,
+                     'diagnostics_period_s': 0.2})
+    assert harness.lifecycle.change('configure') and harness.lifecycle.change('activate')
+
+    def latest(name):
+        for array in reversed(harness.diagnostics):
+            for s in array.status:
+                if s.name.endswith(name):
+                    return s
+        return None
+
+    assert wait_until(lambda: latest('thermal') is not None
+                      and latest('thermal').level == DiagnosticStatus.ERROR, 5.0)
+    assert 'halved' in latest('thermal').message
+    assert wait_until(lambda: {kv.key: kv.value for kv in latest('model tiny').values}
+                      .get('throttled') == 'true', 5.0)
+    assert harness.node._is_throttled()
+    set_temp(root, 0, 40000)
+    assert wait_until(lambda: latest('thermal').level == DiagnosticStatus.OK, 5.0)
+    assert wait_until(lambda: not harness.node._is_throttled(), 5.0)
