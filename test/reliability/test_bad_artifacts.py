@@ -190,7 +190,7 @@ def test_bad_artifact_is_refused_with_its_reason_and_leaves_nothing(
     refusal = [line for line in log.splitlines() if 'configure refused:' in line]
     assert len(refusal) == 1, log
     assert reason in refusal[0]
-    assert 'fault' not in log
+    assert 'failed with a fault' not in log
 
 
 def test_one_bad_model_of_two_refuses_both_and_loads_neither(start, model, tmp_path, capfd):
