@@ -219,3 +219,17 @@ def read_line(process: subprocess.Popen, prefix: str, timeout_s: float) -> Optio
     thread.start()
     thread.join(timeout_s)
     return found[0] if found else None
+
+
+def latest_status(harness: Any, suffix: str) -> Optional[Any]:
+    """The newest DiagnosticStatus whose name ends with `suffix`, or None."""
+    for array in reversed(list(harness.diagnostics)):
+        for status in array.status:
+            if status.name.endswith(suffix):
+                return status
+    return None
+
+
+def status_values(status: Any) -> Dict[str, str]:
+    """A DiagnosticStatus's key/value pairs as a dict."""
+    return {kv.key: kv.value for kv in status.values}
