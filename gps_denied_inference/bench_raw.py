@@ -1,0 +1,79 @@
+"""The benchmark's limits: ONNX Runtime alone, with the node's session settings.
+
+`raw_runs` times `session.run` on an already preprocessed tensor in a tight loop (the node
+cannot beat it); `raw_startups` times creating the session from the file plus one warm-up
+run (what configure + activate do, without the gate, the budget and the services). The
+session options match OnnxRuntimeRuntime's: one intra-op thread, sequential, no spinning.
+"""
+
+import time
+from typing import Any, Dict, List
+
+import numpy as np
+
+from gps_denied_inference.bench_frames import FRAME_KINDS
+from gps_denied_inference.image_decode import decode_image
+from gps_denied_inference.manifest import Manifest
+from gps_denied_inference.preprocess import preprocess
+
+
+def create_session(path: str) -> Any:
+    """An InferenceSession configured as the node configures its own."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    options.add_session_config_entry('session.inter_op.allow_spinning', '0')
+    return onnxruntime.InferenceSession(path, sess_options=options,
+                                        providers=['CPUExecutionProvider'])
+
+
+def preprocessed_input(manifest: Manifest, scene: Any, kind: str = 'mono8_640x480') -> np.ndarray:
+    """The tensor the node would feed for scene frame 0 of `kind` (decode, then preprocess)."""
+    frame = FRAME_KINDS[kind]
+    pixels = scene.frame(0, width=frame.width, height=frame.height, encoding=frame.encoding)
+    image = decode_image(frame.encoding, frame.height, frame.width,
+                         frame.width * frame.channels, 0, pixels.tobytes())
+    return preprocess(image, manifest.preprocess)
+
+
+def raw_runs(path: str, manifest: Manifest, tensor: np.ndarray, repeats: int,
+             seconds: float, min_iterations: int) -> List[Dict[str, Any]]:
+    """`repeats` tight loops of session.run, each at least `seconds` and `min_iterations`."""
+    session = create_session(path)
+    feeds = {manifest.inputs[0].name: tensor}
+    names = [spec.name for spec in manifest.outputs]
+    session.run(names, feeds)
+    runs = []
+    for _ in range(repeats):
+        latencies = []
+        cpu_started = time.process_time()
+        started = time.perf_counter()
+        while (len(latencies) < min_iterations
+               or time.perf_counter() - started < seconds):
+            begin = time.perf_counter()
+            session.run(names, feeds)
+            latencies.append(time.perf_counter() - begin)
+        elapsed = time.perf_counter() - started
+        runs.append({'latencies_s': latencies, 'throughput_hz': len(latencies) / elapsed,
+                     'cpu_per_run_s': (time.process_time() - cpu_started) / len(latencies)})
+    return runs
+
+
+def raw_startups(path: str, manifest: Manifest, tensor: np.ndarray,
+                 repeats: int) -> List[float]:
+    """Seconds to create the session and run one warm-up, `repeats` times."""
+    feeds = {manifest.inputs[0].name: tensor}
+    names = [spec.name for spec in manifest.outputs]
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        session = create_session(path)
+        session.run(names, feeds)
+        times.append(time.perf_counter() - started)
+        del session
+    return times

@@ -1,0 +1,275 @@
+"""The benchmark's arithmetic and its report: statistics, targets, the table, the README text.
+
+Pure functions over the raw observations bench_driver and bench_raw record, so they can be
+checked without ROS. Every repeated measurement is reduced per run first (p50, p95 of that
+run), then the median over runs is reported. Overhead is a difference of percentiles, which
+is an approximation: percentiles of a sum are not sums of percentiles.
+"""
+
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+MIB = 2 ** 20
+ISSUE7_KIND = 'mono8_640x480'
+
+
+def percentiles_ms(latencies_s: Sequence[float]) -> Dict[str, Optional[float]]:
+    """p50 and p95 in milliseconds (None when there are no samples), and the count."""
+    if not latencies_s:
+        return {'p50_ms': None, 'p95_ms': None, 'n': 0}
+    values = np.asarray(latencies_s, dtype=np.float64) * 1e3
+    return {'p50_ms': float(np.percentile(values, 50)),
+            'p95_ms': float(np.percentile(values, 95)), 'n': int(values.size)}
+
+
+def median(values: Iterable[Optional[float]]) -> Optional[float]:
+    """Median of the values that exist; None when none do."""
+    present = [v for v in values if v is not None]
+    return float(np.median(present)) if present else None
+
+
+def _median_of_runs(runs: List[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, Any]:
+    summary = {key: median(run[key] for run in runs) for key in keys}
+    summary['runs'] = runs
+    return summary
+
+
+def raw_summary(runs: List[Dict[str, Any]], startups_s: List[float]) -> Dict[str, Any]:
+    """Raw latency, throughput and the spread of repeated runs (the machine's noise)."""
+    per_run = [dict(percentiles_ms(run['latencies_s']), throughput_hz=run['throughput_hz'],
+                    cpu_ms=1e3 * run['cpu_per_run_s']) for run in runs]
+    summary = _median_of_runs(per_run, ('p50_ms', 'p95_ms', 'throughput_hz', 'cpu_ms'))
+    p50s = [run['p50_ms'] for run in per_run]
+    summary['noise'] = {'p50_min_ms': min(p50s), 'p50_max_ms': max(p50s),
+                        'spread_pct': 100.0 * (max(p50s) - min(p50s)) / median(p50s)}
+    summary['startup_s'] = median(startups_s)
+    summary['startup_runs_s'] = list(startups_s)
+    return summary
+
+
+def delivery_summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Runs of {sent, latencies_s}: delivered fraction and latency, median over runs."""
+    per_run = [dict(percentiles_ms(run['latencies_s']), sent=run['sent'],
+                    delivered=len(run['latencies_s']) / run['sent'] if run['sent'] else 0.0)
+               for run in runs]
+    return _median_of_runs(per_run, ('delivered', 'p50_ms', 'p95_ms'))
+
+
+def floor_runs(floor: Dict[str, Any], received: Dict[str, List[List[Any]]]) -> List[Dict]:
+    """Join the camera's sent frame ids with what the bare subscriber received, per run."""
+    by_id = dict(received.get(floor['topic'], []))
+    return [{'sent': len(run['frame_ids']),
+             'latencies_s': [by_id[f] for f in run['frame_ids'] if f in by_id]}
+            for run in floor['runs']]
+
+
+def outputs_per_second(completed_at: Sequence[float]) -> float:
+    """Completed frames per second between the first and the last completion."""
+    if len(completed_at) < 2 or completed_at[-1] <= completed_at[0]:
+        return 0.0
+    return (len(completed_at) - 1) / (completed_at[-1] - completed_at[0])
+
+
+def node_phase(phase: Dict[str, Any]) -> Dict[str, Any]:
+    """One stream to the node: latency, delivery, node counters and outputs per second."""
+    counters = phase['counters']
+    received = counters['frames_received']
+    summary = dict(percentiles_ms(phase['latencies_s']))
+    summary.update(
+        sent=phase['sent'], completed=len(phase['latencies_s']),
+        delivered=len(phase['latencies_s']) / phase['sent'] if phase['sent'] else 0.0,
+        rate_hz_offered=phase['rate_hz_offered'], rate_hz_achieved=phase['rate_hz_achieved'],
+        outputs_per_s=outputs_per_second(phase['completed_at']),
+        reached_node=received / phase['sent'] if phase['sent'] else 0.0,
+        dropped_fraction=counters['frames_dropped'] / received if received else 0.0,
+        node_cpu_ms_per_frame=(1e3 * phase['node_cpu_s'] / counters['frames_processed']
+                               if counters['frames_processed'] else None),
+        machine_busy=phase['machine_busy'], counters=counters)
+    return summary
+
+
+def overload_summary(phase: Dict[str, Any], seconds: float) -> Dict[str, Any]:
+    """The overload stream plus the node's RSS at its start and end."""
+    summary = node_phase(phase)
+    rss = [bytes_ for _, bytes_ in phase['rss']]
+    summary.update(seconds=seconds, rss_start_mib=rss[0] / MIB, rss_end_mib=rss[-1] / MIB,
+                   rss_max_mib=max(rss) / MIB, rss_growth_mib=(rss[-1] - rss[0]) / MIB,
+                   rss_samples=[[round(t, 1), b] for t, b in phase['rss']])
+    return summary
+
+
+def _target(name: str, value: Optional[float], limit: Optional[float], met: bool,
+            unit: str) -> Dict[str, Any]:
+    return {'target': name, 'value': value, 'limit': limit, 'unit': unit,
+            'met': bool(met) if value is not None and limit is not None else False}
+
+
+def _minus(value: Optional[float], *parts: Optional[float]) -> Optional[float]:
+    return None if value is None or None in parts else value - sum(parts)
+
+
+def model_summary(raw: Dict[str, Any], floor: Dict[str, Any], node: Dict[str, Any],
+                  overload_seconds: float,
+                  output_floor: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Issue 7's six sections for one model, with every target stated as met or not.
+
+    Besides the issue's overhead, two contention-free views: the overhead less the transport
+    floor of an output-sized message (the outputs travel back too), and the node's CPU time
+    per processed frame against raw session.run's CPU time per run.
+    """
+    e2e_runs = [node_phase(p) for p in node['e2e'] if p['kind'] == ISSUE7_KIND]
+    e2e = _median_of_runs(e2e_runs, ('p50_ms', 'p95_ms', 'delivered', 'node_cpu_ms_per_frame',
+                                     'machine_busy'))
+    out_floor = output_floor or {'p50_ms': None, 'p95_ms': None}
+    overhead: Dict[str, Optional[float]] = {}
+    for key in ('p50_ms', 'p95_ms'):
+        overhead[key] = _minus(e2e[key], raw[key], floor[key])
+        overhead[f'{key}_less_output_floor'] = _minus(overhead[key], out_floor[key])
+    overhead['cpu_ms_per_frame'] = _minus(e2e['node_cpu_ms_per_frame'], raw['cpu_ms'])
+    saturated_runs = [node_phase(p) for p in node['saturated']]
+    saturated = _median_of_runs(saturated_runs, ('outputs_per_s', 'dropped_fraction',
+                                                 'node_cpu_ms_per_frame', 'machine_busy'))
+    saturated['ratio'] = (saturated['outputs_per_s'] / raw['throughput_hz']
+                          if saturated['outputs_per_s'] is not None else None)
+    overload = (overload_summary(node['overload'], overload_seconds)
+                if node.get('overload') else None)
+    startups = [s['configure_s'] + s['activate_s'] for s in node['startup']]
+    startup = {'node_s': median(startups), 'node_first_s': startups[0] if startups else None,
+               'service_round_trip_s': median(s.get('get_state_s') for s in node['startup']),
+               'raw_s': raw['startup_s'], 'cycles': node['startup']}
+    startup['ratio'] = (startup['node_s'] / startup['raw_s']
+                        if startup['node_s'] is not None else None)
+    bound = None if None in (raw['p95_ms'], floor['p95_ms']) else \
+        2 * raw['p95_ms'] + floor['p95_ms']
+    overload_p95 = overload['p95_ms'] if overload else None
+    growth = overload['rss_growth_mib'] if overload else None
+    targets = [
+        _target('overhead p50 <= 1 ms', overhead['p50_ms'], 1.0,
+                overhead['p50_ms'] is not None and overhead['p50_ms'] <= 1.0, 'ms'),
+        _target('overhead p95 <= 2 ms', overhead['p95_ms'], 2.0,
+                overhead['p95_ms'] is not None and overhead['p95_ms'] <= 2.0, 'ms'),
+        _target('saturated throughput >= 0.95 x raw', saturated['ratio'], 0.95,
+                saturated['ratio'] is not None and saturated['ratio'] >= 0.95, 'x raw'),
+        _target('overload p95 <= 2 x raw p95 + transport p95', overload_p95, bound,
+                None not in (overload_p95, bound) and overload_p95 <= bound, 'ms'),
+        _target('overload RSS growth < 5 MiB', growth, 5.0,
+                growth is not None and growth < 5.0, 'MiB'),
+        _target('start-up <= 1.5 x raw', startup['ratio'], 1.5,
+                startup['ratio'] is not None and startup['ratio'] <= 1.5, 'x raw'),
+    ]
+    return {'raw': raw, 'transport': {k: floor[k] for k in ('p50_ms', 'p95_ms', 'delivered')},
+            'output_transport': {k: out_floor[k] for k in ('p50_ms', 'p95_ms')},
+            'e2e': e2e, 'overhead': overhead, 'saturated': saturated, 'overload': overload,
+            'startup': startup, 'targets': targets}
+
+
+def _fmt(value: Optional[float], digits: int = 1, suffix: str = '') -> str:
+    return '-' if value is None else f'{value:.{digits}f}{suffix}'
+
+
+def _pct(value: Optional[float]) -> str:
+    return '-' if value is None else f'{100 * value:.0f}%'
+
+
+def issue7_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
+    """Issue 7's table: one row per measured quantity, one column per model."""
+    names = list(models)
+
+    def row(label: str, fn: Any) -> List[str]:
+        cells = []
+        for name in names:
+            try:
+                cells.append(fn(models[name]))
+            except (KeyError, TypeError):
+                cells.append('-')
+        return [label] + cells
+
+    return [
+        ['quantity'] + names,
+        row('1 raw session.run p50 / p95 (ms)',
+            lambda m: f"{_fmt(m['raw']['p50_ms'])} / {_fmt(m['raw']['p95_ms'])}"),
+        row('1 raw throughput (Hz)', lambda m: _fmt(m['raw']['throughput_hz'])),
+        row('1 noise: raw p50 min..max over runs (ms)',
+            lambda m: f"{_fmt(m['raw']['noise']['p50_min_ms'])}..."
+                      f"{_fmt(m['raw']['noise']['p50_max_ms'])} "
+                      f"({_fmt(m['raw']['noise']['spread_pct'], 0)}%)"),
+        row('2 transport floor p50 / p95 (ms)',
+            lambda m: f"{_fmt(m['transport']['p50_ms'])} / {_fmt(m['transport']['p95_ms'])}"),
+        row('3 node end-to-end p50 / p95 (ms)',
+            lambda m: f"{_fmt(m['e2e']['p50_ms'])} / {_fmt(m['e2e']['p95_ms'])}"),
+        row('3 overhead p50 / p95 (ms)',
+            lambda m: f"{_fmt(m['overhead']['p50_ms'])} / {_fmt(m['overhead']['p95_ms'])}"),
+        row('  output-sized floor (480x640 32FC1) p50 / p95 (ms)',
+            lambda m: f"{_fmt(m['output_transport']['p50_ms'])} / "
+                      f"{_fmt(m['output_transport']['p95_ms'])}"),
+        row('  overhead less output floor p50 / p95 (ms)',
+            lambda m: f"{_fmt(m['overhead']['p50_ms_less_output_floor'])} / "
+                      f"{_fmt(m['overhead']['p95_ms_less_output_floor'])}"),
+        row('  node CPU per frame / raw CPU per run (ms)',
+            lambda m: f"{_fmt(m['e2e']['node_cpu_ms_per_frame'])} / "
+                      f"{_fmt(m['raw']['cpu_ms'])}"),
+        row('  machine busy during e2e / saturated',
+            lambda m: f"{_pct(m['e2e']['machine_busy'])} / "
+                      f"{_pct(m['saturated']['machine_busy'])}"),
+        row('4 saturated outputs/s (x raw)',
+            lambda m: f"{_fmt(m['saturated']['outputs_per_s'])} "
+                      f"({_fmt(m['saturated']['ratio'], 2)})"),
+        row('5 overload offered / achieved (Hz)',
+            lambda m: f"{_fmt(m['overload']['rate_hz_offered'])} / "
+                      f"{_fmt(m['overload']['rate_hz_achieved'])}"),
+        row('5 overload e2e p50 / p95 (ms)',
+            lambda m: f"{_fmt(m['overload']['p50_ms'])} / {_fmt(m['overload']['p95_ms'])}"),
+        row('5 overload dropped by node / reached node',
+            lambda m: f"{_pct(m['overload']['dropped_fraction'])} / "
+                      f"{_pct(m['overload']['reached_node'])}"),
+        row('5 overload RSS start -> end (MiB)',
+            lambda m: f"{_fmt(m['overload']['rss_start_mib'])} -> "
+                      f"{_fmt(m['overload']['rss_end_mib'])}"),
+        row('6 start-up node / raw (s)',
+            lambda m: f"{_fmt(m['startup']['node_s'], 3)} / {_fmt(m['startup']['raw_s'], 3)} "
+                      f"(first {_fmt(m['startup']['node_first_s'], 3)})"),
+        row('  one lifecycle service round trip (get_state, s)',
+            lambda m: _fmt(m['startup']['service_round_trip_s'], 3)),
+    ]
+
+
+def target_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
+    """Every target per model: value, limit, met or not."""
+    rows = [['model', 'target', 'value', 'limit', 'met']]
+    for name, model in models.items():
+        for t in model['targets']:
+            rows.append([name, t['target'], _fmt(t['value'], 2, ' ' + t['unit']),
+                         _fmt(t['limit'], 2), 'met' if t['met'] else 'NOT met'])
+    return rows
+
+
+def transport_rows(transport: Dict[str, Dict[str, Any]]) -> List[List[str]]:
+    """Issue 9's table: per frame and setting, the floor and the node's end-to-end."""
+    rows = [['frame', 'DDS setting', 'floor delivered', 'floor p50 / p95 (ms)',
+             'node delivered', 'node e2e p50 / p95 (ms)']]
+    for setting, kinds in transport.items():
+        for kind, cell in kinds.items():
+            floor, node = cell.get('floor'), cell.get('node')
+            rows.append([
+                kind, setting,
+                _pct(floor['delivered']) if floor else '-',
+                f"{_fmt(floor['p50_ms'])} / {_fmt(floor['p95_ms'])}" if floor else '-',
+                _pct(node['delivered']) if node else '-',
+                f"{_fmt(node['p50_ms'])} / {_fmt(node['p95_ms'])}" if node else '-'])
+    return rows
+
+
+def text_table(rows: List[List[str]]) -> str:
+    """Fixed-width columns for the terminal."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ['  '.join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return '\n'.join(lines)
+
+
+def markdown_table(rows: List[List[str]]) -> str:
+    """GitHub markdown."""
+    lines = ['| ' + ' | '.join(rows[0]) + ' |', '|' + '---|' * len(rows[0])]
+    lines.extend('| ' + ' | '.join(row) + ' |' for row in rows[1:])
+    return '\n'.join(lines)
