@@ -1,0 +1,1 @@
+"""Fake polygraphy package: see backend/trt.py."""

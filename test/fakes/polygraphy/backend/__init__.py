@@ -1,0 +1,1 @@
+"""Fake polygraphy.backend package: see trt.py."""

@@ -1,0 +1,1 @@
+"""Fake pycuda package: see driver.py."""
