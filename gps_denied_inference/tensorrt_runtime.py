@@ -176,6 +176,10 @@ class TensorrtRuntime:
                     except BaseException:
                         handle.free_execution()
                         raise
+            except InferenceError as err:
+                self._release(key)
+                raise EngineLoadError(f'model {handle.name}: the warm-up run failed: '
+                                      f'{err}') from err
             except GpsDeniedInferenceError:
                 self._release(key)
                 raise

@@ -181,6 +181,12 @@ def installed(gpu: Optional[FakeGpu] = None) -> Iterator[FakeGpu]:
         _ACTIVE = None
 
 
+def unload() -> None:
+    """Forget the fake modules already imported, so the next import loads (and logs) again."""
+    for name in MODULE_FILES:
+        sys.modules.pop(name, None)
+
+
 def plan_header(version: Tuple[int, int, int]) -> bytes:
     """The first bytes of a serialized TensorRT plan: magic b'ftrt', version at offset 24."""
     header = bytearray(27)
