@@ -188,14 +188,20 @@ class CalibrationSource:
         """Bytes of one batch in the contract's dtype."""
         return int(np.prod(self.batch_shape)) * np.dtype(self.contract.dtype).itemsize
 
+    @property
+    def batch_count(self) -> int:
+        """Full batches the dataset yields (at most max_batches)."""
+        count = len(self.images) // self.config.batch_size
+        if self.config.max_batches is not None:
+            count = min(count, self.config.max_batches)
+        return count
+
     def batches(self) -> Iterator[np.ndarray]:
         """Full batches, images read lazily; a partial last batch is dropped (logged)."""
         from gps_denied_inference.preprocess import preprocess
 
         size = self.config.batch_size
-        count = len(self.images) // size
-        if self.config.max_batches is not None:
-            count = min(count, self.config.max_batches)
+        count = self.batch_count
         if len(self.images) % size:
             _LOG.info('calibration: the last %d images do not fill a batch of %d and are '
                       'not used', len(self.images) % size, size)
@@ -259,6 +265,13 @@ def make_entropy_calibrator(trt: Any, cuda: Any, source: CalibrationSource) -> A
             return source.read_cache()
 
         def write_calibration_cache(self, cache: Any) -> None:
+            if self.error is not None:
+                return  # scales from part of the dataset must never be sealed as its cache
+            if not source.decision.reuse and self.batches_served != source.batch_count:
+                self.error = CalibrationCacheError(
+                    f'calibration used {self.batches_served} of {source.batch_count} batches; '
+                    f'the cache {source.config.cache} was not written')
+                return
             try:
                 source.write_cache(bytes(cache))
             except Exception as err:  # noqa: B902 - kept for the caller, see the docstring
