@@ -75,6 +75,7 @@ class Faults:
         self.on_prepare: Dict[str, BaseException] = {}
         self.on_infer: Dict[str, BaseException] = {}
         self.prepare_delay_s = 0.0
+        self.prepare_started = threading.Event()
         self.released: List[str] = []
         self.infer_calls = 0
 
@@ -104,6 +105,7 @@ class FaultyRuntime:
 
     def prepare_execution(self, handle: Any) -> None:
         """Prepare after the injected delay, unless a fault is injected for the model."""
+        self._faults.prepare_started.set()
         time.sleep(self._faults.prepare_delay_s)
         fault = self._faults.on_prepare.get(handle.name)
         if fault is not None:
