@@ -54,14 +54,14 @@ class PrimaryContext:
     @contextmanager
     def current(self) -> Iterator[None]:
         """Make the primary context current on this thread for the block, then pop it."""
-        context = self._context
+        cuda, context = self._cuda, self._context
         if context is None:
             raise RuntimeUnavailableError('the CUDA primary context was already released')
         context.push()
         try:
             yield
         finally:
-            self._cuda.Context.pop()
+            cuda.Context.pop()
 
     def describe(self) -> Tuple[str, str]:
         """(device name, 'major.minor' compute capability) from the driver."""
