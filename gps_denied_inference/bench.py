@@ -131,6 +131,8 @@ def write_params(out: Path, model: str) -> Path:
 
 def measure_raw(models: Dict[str, Any], profile: Profile) -> Dict[str, Dict[str, Any]]:
     """Section 1 and the raw half of section 6, in this process, nothing else running."""
+    import numpy as np
+
     from gps_denied_inference.bench_raw import preprocessed_input, raw_runs, raw_startups
     from gps_denied_inference.scene import AerialScene
 
@@ -143,6 +145,9 @@ def measure_raw(models: Dict[str, Any], profile: Profile) -> Dict[str, Dict[str,
                         profile.raw_min_iterations)
         startups = raw_startups(str(path), manifest, tensor, profile.startup_cycles)
         raw[name] = report.raw_summary(runs, startups)
+        raw[name]['output_bytes'] = sum(
+            int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
+            for spec in manifest.outputs)
         log(f'raw: {name}: p50 {raw[name]["p50_ms"]:.1f} ms, '
             f'{raw[name]["throughput_hz"]:.1f} Hz, session + warm-up '
             f'{raw[name]["startup_s"]:.3f} s')
@@ -364,6 +369,9 @@ def readme_section(results: Dict[str, Any]) -> str:
         'means no Fast DDS profile variable in either process; "shipped" means '
         '`config/fastdds_large_data.xml` (SHM with a 32 MiB segment + UDPv4) in both.', '',
         report.markdown_table(report.transport_rows(results['issue9'])), '']
+    parts += ['### What it means', '']
+    parts += [f'- {line}' for line in report.findings(results)]
+    parts += ['']
     if results['errors']:
         parts += ['Errors in this run: ' + '; '.join(results['errors']), '']
     return '\n'.join(parts)

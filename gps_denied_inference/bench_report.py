@@ -53,7 +53,10 @@ def delivery_summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     per_run = [dict(percentiles_ms(run['latencies_s']), sent=run['sent'],
                     delivered=len(run['latencies_s']) / run['sent'] if run['sent'] else 0.0)
                for run in runs]
-    return _median_of_runs(per_run, ('delivered', 'p50_ms', 'p95_ms'))
+    summary = _median_of_runs(per_run, ('delivered', 'p50_ms', 'p95_ms'))
+    summary['sent_total'] = sum(run['sent'] for run in runs)
+    summary['received_total'] = sum(len(run['latencies_s']) for run in runs)
+    return summary
 
 
 def floor_runs(floor: Dict[str, Any], received: Dict[str, List[List[Any]]]) -> List[Dict]:
@@ -172,6 +175,10 @@ def _pct(value: Optional[float]) -> str:
     return '-' if value is None else f'{100 * value:.0f}%'
 
 
+def _delivered(cell: Dict[str, Any]) -> str:
+    return f"{_pct(cell['delivered'])} ({cell['received_total']}/{cell['sent_total']})"
+
+
 def issue7_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
     """Issue 7's table: one row per measured quantity, one column per model."""
     names = list(models)
@@ -246,16 +253,16 @@ def target_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
 
 def transport_rows(transport: Dict[str, Dict[str, Any]]) -> List[List[str]]:
     """Issue 9's table: per frame and setting, the floor and the node's end-to-end."""
-    rows = [['frame', 'DDS setting', 'floor delivered', 'floor p50 / p95 (ms)',
-             'node delivered', 'node e2e p50 / p95 (ms)']]
+    rows = [['frame', 'DDS setting', 'floor delivered (all runs)', 'floor p50 / p95 (ms)',
+             'node delivered (all runs)', 'node e2e p50 / p95 (ms)']]
     for setting, kinds in transport.items():
         for kind, cell in kinds.items():
             floor, node = cell.get('floor'), cell.get('node')
             rows.append([
                 kind, setting,
-                _pct(floor['delivered']) if floor else '-',
+                _delivered(floor) if floor else '-',
                 f"{_fmt(floor['p50_ms'])} / {_fmt(floor['p95_ms'])}" if floor else '-',
-                _pct(node['delivered']) if node else '-',
+                _delivered(node) if node else '-',
                 f"{_fmt(node['p50_ms'])} / {_fmt(node['p95_ms'])}" if node else '-'])
     return rows
 
@@ -273,3 +280,48 @@ def markdown_table(rows: List[List[str]]) -> str:
     lines = ['| ' + ' | '.join(rows[0]) + ' |', '|' + '---|' * len(rows[0])]
     lines.extend('| ' + ' | '.join(row) + ' |' for row in rows[1:])
     return '\n'.join(lines)
+
+
+def findings(results: Dict[str, Any]) -> List[str]:
+    """What the numbers mean, one sentence per finding, computed from this run's numbers."""
+    lines = []
+    for name, m in results['issue7'].items():
+        raw, over, e2e = m['raw'], m['overhead'], m['e2e']
+        lines.append(
+            f"{name}: raw p50 varied {_fmt(raw['noise']['spread_pct'], 0)}% between runs "
+            "(the machine's noise); differences smaller than that are not findings.")
+        lines.append(
+            f"{name}: end-to-end p50 {_fmt(e2e['p50_ms'])} ms = raw {_fmt(raw['p50_ms'])} + "
+            f"input transport {_fmt(m['transport']['p50_ms'])} + overhead "
+            f"{_fmt(over['p50_ms'])} ms. An output-sized message (480x640 float32) alone takes "
+            f"{_fmt(m['output_transport']['p50_ms'])} ms back across processes, and this "
+            f"model publishes {_fmt(raw.get('output_bytes', 0) / MIB)} MiB of outputs per "
+            f"frame; the node's CPU time per frame exceeds raw session.run's by "
+            f"{_fmt(over['cpu_ms_per_frame'])} ms (decode, preprocess, NaN/Inf check, output "
+            'encoding, publishing, the rclpy executor).')
+        sat = m['saturated']
+        lines.append(
+            f"{name}: saturated at {_fmt(sat['ratio'], 2)} x raw with all cores "
+            f"{_pct(sat['machine_busy'])} busy: the worker needs a whole core for session.run "
+            'while the camera, the executor and the output receiver share the rest.')
+        if m['overload']:
+            o = m['overload']
+            lines.append(
+                f"{name}: under overload ({_fmt(o['rate_hz_achieved'])} Hz for "
+                f"{_fmt(o['seconds'], 0)} s) latency stayed bounded (p95 {_fmt(o['p95_ms'])} "
+                f"ms); the node dropped {_pct(o['dropped_fraction'])} of the frames it "
+                'received, each counted on /diagnostics, and its RSS moved '
+                f"{_fmt(o['rss_growth_mib'], 2)} MiB.")
+        s = m['startup']
+        lines.append(
+            f"{name}: configure + activate took {_fmt(s['node_s'], 3)} s vs "
+            f"{_fmt(s['raw_s'], 3)} s for a raw session plus warm-up; the first cycle in a "
+            f"fresh process ({_fmt(s['node_first_s'], 3)} s) also imports ONNX Runtime.")
+    for kind in results['issue9'].get('default', {}):
+        default = results['issue9']['default'][kind].get('floor')
+        shipped = results['issue9'].get('shipped', {}).get(kind, {}).get('floor')
+        if default and shipped:
+            lines.append(
+                f'{kind}: the bare subscriber received {_delivered(default)} of the frames '
+                f'with Fast DDS defaults and {_delivered(shipped)} with the shipped profile.')
+    return lines

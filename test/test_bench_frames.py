@@ -1,0 +1,66 @@
+"""The benchmark's frames: every kind is a well-formed Image whose stamp is the wall clock."""
+
+import time
+
+import numpy as np
+import pytest
+
+from gps_denied_inference.bench_frames import (
+    age_s,
+    ALL_KINDS,
+    FRAME_KINDS,
+    frame_messages,
+    OUTPUT_KINDS,
+    restamp,
+)
+from gps_denied_inference.image_decode import decode_image
+from gps_denied_inference.output_encoding import decode_output
+from gps_denied_inference.scene import AerialScene
+
+
+@pytest.fixture(scope='module')
+def scene():
+    return AerialScene(seed=3, size=(1280, 768))
+
+
+@pytest.mark.parametrize('name', sorted(ALL_KINDS))
+def test_every_kind_builds_distinct_well_formed_messages(scene, name):
+    kind = ALL_KINDS[name]
+    messages = frame_messages(scene, kind, count=2)
+    assert len(messages) == 2
+    for msg in messages:
+        assert (msg.height, msg.width, msg.encoding) == (kind.height, kind.width, kind.encoding)
+        assert msg.step == kind.width * kind.channels
+        assert len(msg.data) == kind.nbytes
+    assert bytes(messages[0].data) != bytes(messages[1].data)
+
+
+@pytest.mark.parametrize('name', sorted(FRAME_KINDS))
+def test_camera_frames_decode_as_the_node_decodes_them(scene, name):
+    msg = frame_messages(scene, FRAME_KINDS[name], count=1)[0]
+    image = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
+                         msg.data)
+    assert image.pixels.shape[:2] == (msg.height, msg.width)
+
+
+def test_output_sized_frames_are_32f_in_unit_range(scene):
+    msg = frame_messages(scene, OUTPUT_KINDS['keypoints_32FC1_640x480'], count=1)[0]
+    values = decode_output(msg.encoding, msg.height, msg.width, msg.data)
+    assert values.dtype == np.float32
+    assert 0.0 <= values.min() < values.max() <= 1.0
+
+
+def test_restamp_sets_frame_id_and_wall_clock(scene):
+    msg = frame_messages(scene, FRAME_KINDS['mono8_640x480'], count=1)[0]
+    before = time.time()
+    restamp(msg, 'floor/x/3')
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    assert msg.header.frame_id == 'floor/x/3'
+    assert before - 1e-3 <= stamp <= time.time() + 1e-3
+    assert 0.0 <= age_s(msg.header) < 60.0
+
+
+def test_age_of_an_old_stamp(scene):
+    msg = frame_messages(scene, FRAME_KINDS['mono8_640x480'], count=1)[0]
+    msg.header.stamp.sec = int(time.time()) - 10
+    assert 9.0 < age_s(msg.header) < 12.0
