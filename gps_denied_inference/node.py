@@ -9,7 +9,7 @@ other nodes in one executor.
 
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
@@ -57,6 +57,14 @@ _LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
            'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
 
 
+class IncompatibleQos(NamedTuple):
+    """The latest incompatible-QoS event of one model: what, when, frames received by then."""
+
+    message: str
+    at: float
+    received: int
+
+
 def input_qos(kind: str) -> QoSProfile:
     """Camera-topic QoS: sensor data (best effort) or reliable, keep last INPUT_DEPTH.
 
@@ -100,7 +108,7 @@ class InferenceNode(LifecycleNode):
         self._output_publishers: Dict[str, Dict[str, Any]] = {}
         self._image_subscriptions: Dict[str, Any] = {}
         self._activated_at = 0.0
-        self._incompatible_qos: Dict[str, str] = {}
+        self._incompatible_qos: Dict[str, IncompatibleQos] = {}
         self._state_label = 'unconfigured'
         self.finalized = Future()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -203,8 +211,8 @@ class InferenceNode(LifecycleNode):
                                  warn=self._throttled_warning,
                                  is_throttled=self._is_throttled)
             self._workers[name] = worker
-            callbacks = SubscriptionEventCallbacks(
-                incompatible_qos=lambda event, n=name: self._on_incompatible_qos(n, event))
+            callbacks = SubscriptionEventCallbacks(incompatible_qos=lambda event, n=name: (
+                self._on_incompatible_qos(n, 'input subscription', event)))
             self._image_subscriptions[name] = self.create_subscription(
                 Image, model.config.input_topic,
                 lambda msg, w=worker: self._on_image(w, msg), qos,
@@ -245,13 +253,13 @@ class InferenceNode(LifecycleNode):
     def _create_output_publishers(self, model: LoadedModel, config: NodeConfig) -> Dict[str, Any]:
         qos = output_qos(config.output_depth)
         name = model.config.name
-        callbacks = PublisherEventCallbacks(
-            incompatible_qos=lambda event, n=name: self._on_incompatible_qos(n, event))
+        callbacks = PublisherEventCallbacks(incompatible_qos=lambda event: (
+            self._on_incompatible_qos(name, 'output publisher', event)))
         publishers = {output: self.create_lifecycle_publisher(
             Image, f'~/{name}/{output}', qos, event_callbacks=callbacks)
             for output in model.outputs}
         publishers['__nonfinite__'] = self.create_lifecycle_publisher(
-            Header, f'~/{name}/nonfinite_frames', qos)
+            Header, f'~/{name}/nonfinite_frames', qos, event_callbacks=callbacks)
         return publishers
 
     def _on_image(self, worker: ModelWorker, msg: Image) -> None:
@@ -280,13 +288,27 @@ class InferenceNode(LifecycleNode):
         return bool(config and config.thermal.throttle and thermal is not None
                     and thermal.latest().level == ThermalLevel.CRITICAL)
 
-    def _on_incompatible_qos(self, model: str, event: Any) -> None:
+    def _on_incompatible_qos(self, model: str, side: str, event: Any) -> None:
         policy = getattr(event, 'last_policy_kind', '?')
         policy_name = getattr(policy, 'name', str(policy))
-        self._incompatible_qos[model] = (f'{event.total_count} incompatible endpoint(s), last '
-                                         f'offending policy {policy_name}')
-        self.get_logger().error(f'model {model}: incompatible QoS with a peer: '
-                                f'{self._incompatible_qos[model]}')
+        stats = self._stats.get(model)
+        message = (f'{side}: {event.total_count} incompatible endpoint(s), last offending '
+                   f'policy {policy_name}')
+        self._incompatible_qos[model] = IncompatibleQos(
+            message, time.monotonic(), stats.snapshot().received if stats else 0)
+        self.get_logger().error(f'model {model}: incompatible QoS with a peer: {message}')
+
+    def _incompatible_qos_report(self, model: str, received: int, hold_s: float) -> str:
+        """The model's incompatible-QoS message until frames flow again ('' once they do).
+
+        An event is reported for at least `hold_s` (so a dashboard sees it even while frames
+        flow) and clears once frames have arrived after it.
+        """
+        latest = self._incompatible_qos.get(model)
+        if latest is None or (received > latest.received
+                              and time.monotonic() - latest.at >= hold_s):
+            return ''
+        return latest.message
 
     # Diagnostics ---------------------------------------------------------------------------
 
@@ -328,7 +350,8 @@ class InferenceNode(LifecycleNode):
                     seconds_without_frames=min(age, since_activation) if age is not None
                     else since_activation,
                     timeout_s=config.starvation_timeout_s,
-                    incompatible_qos=self._incompatible_qos.get(name, ''))
+                    incompatible_qos=self._incompatible_qos_report(
+                        name, stats.received, config.starvation_timeout_s))
             reports.append(diagnostics.model_status(
                 node, name, active, model.runtime.current_runtime_label(),
                 model.handle.manifest.artifact_sha256, stats, self._previous_stats.get(name),
