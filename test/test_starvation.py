@@ -1,0 +1,179 @@
+"""No silent starvation: matched publishers without frames, and incompatible QoS, on /diagnostics.
+
+A node sitting "active" on a camera whose frames never arrive must say so: WARN once a
+matched publisher has delivered nothing for `starvation_timeout_s`, ERROR after 5x, naming
+the likely causes; an incompatible-QoS event on the camera subscription or an output
+publisher is an ERROR naming the policy. Both clear when frames flow. Real rclpy, real Fast
+DDS; the cross-process case is the exact defect of the issue (a camera process without the
+large-data profile, 640x480 rgb8 best effort).
+"""
+
+import contextlib
+import os
+import threading
+
+from artifacts import make_sealed_onnx
+from camera_process import CameraProcess
+from diagnostic_msgs.msg import DiagnosticStatus
+from node_harness import model_parameters, mono8, NodeHarness, wait_until
+import numpy as np
+import pytest
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from gps_denied_inference.bench import PROFILE_VARIABLES
+
+CAMERA = '/camera/image_raw'
+TIMEOUT_S = 0.5
+STARVING = 'publisher(s) matched but no frame arrived'
+RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                      reliability=ReliabilityPolicy.RELIABLE)
+BEST_EFFORT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                         reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+@pytest.fixture
+def start(ros_context, tmp_path):
+    model = make_sealed_onnx(tmp_path, 'tiny.onnx', height=16, width=16)
+    harnesses = []
+
+    def start_active(**parameters):
+        harness = NodeHarness(ros_context, {
+            'models': ['tiny'], **model_parameters('tiny', str(model)),
+            'diagnostics_period_s': 0.2, 'starvation_timeout_s': TIMEOUT_S,
+            'thermal.root': '/nonexistent', **parameters})
+        harnesses.append(harness)
+        assert harness.lifecycle.change('configure') and harness.lifecycle.change('activate')
+        return harness
+    yield start_active
+    for harness in harnesses:
+        harness.close()
+
+
+class StatusWatch:
+    """The node's 'model tiny' statuses, from a mark onwards."""
+
+    def __init__(self, harness: NodeHarness) -> None:
+        self._harness = harness
+        self._mark = 0
+
+    def statuses(self):
+        return [s for array in self._harness.diagnostics[self._mark:] for s in array.status
+                if s.name.endswith(': model tiny')]
+
+    def mark(self) -> None:
+        """Forget what was seen so far."""
+        self._mark = len(self._harness.diagnostics)
+
+    def wait_for(self, level: int, *fragments: str, timeout_s: float = 10.0):
+        """The first status at `level` whose message holds every fragment, or AssertionError."""
+        def found():
+            return next((s for s in self.statuses() if s.level == level
+                         and all(f in s.message for f in fragments)), None)
+        assert wait_until(lambda: found() is not None, timeout_s), (
+            f'no level {level} status with {fragments}; saw '
+            f'{[(s.level, s.message) for s in self.statuses()[-5:]]}')
+        return found()
+
+
+@contextlib.contextmanager
+def frames_flowing(publisher, period_s: float = 0.05):
+    """Publish a small mono8 frame every `period_s` on a thread for the with-block."""
+    stop = threading.Event()
+    pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+
+    def run():
+        while not stop.wait(period_s):
+            publisher.publish(mono8(pixels))
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5.0)
+
+
+def test_matched_publisher_sending_nothing_warns_then_errors_and_clears_when_frames_flow(start):
+    harness = start()
+    watch = StatusWatch(harness)
+    assert harness.wait_for_subscription(CAMERA)
+    warn = watch.wait_for(DiagnosticStatus.WARN, STARVING)
+    for cause in ('large messages', 'Fast DDS profile', 'QoS mismatch'):
+        assert cause in warn.message
+    assert {kv.key: kv.value for kv in warn.values}['matched_publishers'] == '1'
+    watch.wait_for(DiagnosticStatus.ERROR, STARVING, timeout_s=5 * TIMEOUT_S + 10.0)
+    with frames_flowing(harness._publishers[CAMERA]):
+        watch.mark()
+        watch.wait_for(DiagnosticStatus.OK, 'running at')
+        watch.mark()
+        assert wait_until(lambda: len(watch.statuses()) >= 5, 10.0)
+        assert all(s.level == DiagnosticStatus.OK for s in watch.statuses())
+
+
+def test_no_publisher_is_waiting_not_starvation(start):
+    harness = start()
+    watch = StatusWatch(harness)
+    assert wait_until(lambda: len(watch.statuses()) >= 3 + int(3 * TIMEOUT_S / 0.2), 10.0)
+    assert {(s.level, s.message) for s in watch.statuses()} == {
+        (DiagnosticStatus.OK, 'active, waiting for frames')}
+
+
+def _fast_dds_defaults():
+    """This environment without any Fast DDS profile or builtin-transport setting."""
+    env = dict(os.environ)
+    for name in PROFILE_VARIABLES + ('FASTDDS_BUILTIN_TRANSPORTS',):
+        env.pop(name, None)
+    return env
+
+
+def test_camera_process_without_the_profile_starves_the_node_visibly_until_frames_fit(start):
+    """The issue's defect: a camera process on Fast DDS defaults, 640x480 rgb8 best effort.
+
+    Matched, nothing arrives, the node says why; mono8 (which fits the default transport)
+    then flows and the status clears.
+    """
+    harness = start()
+    watch = StatusWatch(harness)
+    camera = CameraProcess(CAMERA, env=_fast_dds_defaults())
+    try:
+        assert camera.wait_matched(1, 15.0) == 1
+        watch.mark()
+        camera.publish('rgb8', 640, 480, 60)
+        starving = [s for s in watch.statuses() if STARVING in s.message]
+        received = harness.node._stats['tiny'].snapshot().received
+        assert starving, f'{received}/60 rgb8 frames arrived and no starvation was reported'
+        assert starving[0].level == DiagnosticStatus.WARN
+        watch.mark()
+        camera.publish('mono8', 640, 480, 30)
+        watch.wait_for(DiagnosticStatus.OK, 'running at')
+    finally:
+        assert camera.close() == 0, camera.stderr
+
+
+@pytest.mark.parametrize('side, parameters, policy', [
+    ('input subscription', {'input_qos': 'reliable'}, 'RELIABILITY'),
+    ('output publisher', {}, 'DURABILITY'),
+])
+def test_incompatible_qos_is_an_error_naming_the_policy_and_clears_when_frames_flow(
+        start, side, parameters, policy):
+    harness = start(**parameters)
+    watch = StatusWatch(harness)
+    if side == 'input subscription':
+        # A best-effort camera never matches a reliable subscription.
+        harness.client.create_publisher(Image, CAMERA, BEST_EFFORT)
+    else:
+        # A late-joiner asking for TRANSIENT_LOCAL never matches the volatile outputs.
+        harness.client.create_subscription(
+            Image, '/inference/tiny/doubled', lambda msg: None,
+            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                       reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    error = watch.wait_for(DiagnosticStatus.ERROR, 'incompatible QoS', side, policy)
+    assert STARVING not in error.message
+    # A reliable camera serves a reliable or best-effort subscription: frames flow.
+    camera = harness.client.create_publisher(Image, CAMERA, RELIABLE)
+    assert wait_until(lambda: camera.get_subscription_count() == 1, 10.0)
+    with frames_flowing(camera):
+        watch.mark()
+        watch.wait_for(DiagnosticStatus.OK, 'running at')
