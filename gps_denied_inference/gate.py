@@ -15,6 +15,7 @@ SKIP that says so, and a plan whose header does not match the layout is a FAIL.
 """
 
 from dataclasses import dataclass
+import hashlib
 import os
 from pathlib import Path
 import re
@@ -341,3 +342,22 @@ class EngineGate:
         """Run every check (later ones SKIP when what they need failed), for `verify`."""
         run = _Inspection(Path(path), expected)
         return [check(run) for check in _SEQUENCE]
+
+
+def read_gated_bytes(path: PathLike, manifest: Manifest) -> bytes:
+    """The artifact's bytes, refused unless they still have the digest the gate accepted.
+
+    Runtimes load from these bytes rather than re-opening the file, so a file swapped between
+    the gate and the load is caught, not deserialized.
+    """
+    try:
+        with open(path, 'rb') as stream:
+            data = stream.read()
+    except OSError as err:
+        raise EngineGateError(str(path), 'digest', 'a readable artifact', f'read error: {err}',
+                              'after the gate passed') from err
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != manifest.artifact_sha256:
+        raise EngineGateError(str(path), 'digest', f'sha256 {manifest.artifact_sha256}',
+                              f'sha256 {digest}', 'the file changed after the gate passed')
+    return data

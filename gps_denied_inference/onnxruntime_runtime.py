@@ -17,11 +17,10 @@ from gps_denied_inference.config import RuntimeConfig
 from gps_denied_inference.errors import (
     ConfigError,
     EngineBuildError,
-    EngineGateError,
     EngineLoadError,
     InferenceError,
 )
-from gps_denied_inference.gate import EngineGate, GateExpectation
+from gps_denied_inference.gate import EngineGate, GateExpectation, read_gated_bytes
 from gps_denied_inference.manifest import Manifest, TensorSpec
 
 if TYPE_CHECKING:
@@ -103,7 +102,7 @@ class OnnxRuntimeRuntime:
             if name in self._handles:
                 raise ConfigError(f'model {name}: an engine of that name is already loaded '
                                   f'({self._handles[name].path})')
-        data = _read_gated_bytes(path, manifest)
+        data = read_gated_bytes(path, manifest)
         planned_on_gpu = self._providers[0] != CPU_PROVIDER
         self._reserve(f'{name}:weights', 'weights', manifest, planned_on_gpu)
         try:
@@ -263,23 +262,6 @@ def _provider_options(value: object) -> Dict[str, Dict[str, str]]:
         raise ConfigError(f'OnnxRuntimeRuntime.provider_options = {value!r} is invalid: must '
                           'map provider names to option mappings')
     return {k: {str(a): str(b) for a, b in v.items()} for k, v in value.items()}
-
-
-def _read_gated_bytes(path: str, manifest: Manifest) -> bytes:
-    """The artifact's bytes, refused unless they still have the digest the gate accepted."""
-    import hashlib
-
-    try:
-        with open(path, 'rb') as stream:
-            data = stream.read()
-    except OSError as err:
-        raise EngineGateError(path, 'digest', 'a readable artifact', f'read error: {err}',
-                              'after the gate passed') from err
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != manifest.artifact_sha256:
-        raise EngineGateError(path, 'digest', f'sha256 {manifest.artifact_sha256}',
-                              f'sha256 {digest}', 'the file changed after the gate passed')
-    return data
 
 
 def _warmup_shape(spec: TensorSpec) -> Tuple[int, ...]:

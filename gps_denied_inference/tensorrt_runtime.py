@@ -10,7 +10,6 @@ D2H copies and a stream synchronize, all on the handle's own stream, with the pr
 pushed on the calling thread for the duration (any executor thread may call).
 """
 
-import hashlib
 import logging
 import threading
 from typing import Any, Dict, Mapping, Optional, Tuple, TYPE_CHECKING, Union
@@ -27,12 +26,11 @@ from gps_denied_inference.cuda_context import import_cuda_driver, import_tensorr
 from gps_denied_inference.device_probe import installed_tensorrt_version
 from gps_denied_inference.errors import (
     ConfigError,
-    EngineGateError,
     EngineLoadError,
     GpsDeniedInferenceError,
     InferenceError,
 )
-from gps_denied_inference.gate import EngineGate, GateExpectation
+from gps_denied_inference.gate import EngineGate, GateExpectation, read_gated_bytes
 from gps_denied_inference.manifest import Manifest, TensorSpec
 from gps_denied_inference.memory import execution_need, weights_need
 from gps_denied_inference.trt_build import compile_engine, ProgressFn
@@ -137,7 +135,7 @@ class TensorrtRuntime:
             if name in self._handles:
                 raise ConfigError(f'model {name}: an engine of that name is already loaded '
                                   f'({self._handles[name].path})')
-        data = _read_gated_bytes(path, manifest)
+        data = read_gated_bytes(path, manifest)
         key = f'{name}:weights'
         self._reserve(key, weights_need(manifest, on_gpu=True))
         primary: Optional[PrimaryContext] = None
@@ -310,21 +308,6 @@ def _retain_primary_context(cuda: Any, device_index: int, name: str) -> PrimaryC
     except Exception as err:  # noqa: B902 - pycuda raises its own Error classes
         raise EngineLoadError(f'model {name}: cannot retain the primary context of CUDA '
                               f'device {device_index}: {type(err).__name__}: {err}') from err
-
-
-def _read_gated_bytes(path: str, manifest: Manifest) -> bytes:
-    """The artifact's bytes, refused unless they still have the digest the gate accepted."""
-    try:
-        with open(path, 'rb') as stream:
-            data = stream.read()
-    except OSError as err:
-        raise EngineGateError(path, 'digest', 'a readable artifact', f'read error: {err}',
-                              'after the gate passed') from err
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != manifest.artifact_sha256:
-        raise EngineGateError(path, 'digest', f'sha256 {manifest.artifact_sha256}',
-                              f'sha256 {digest}', 'the file changed after the gate passed')
-    return data
 
 
 def _check_engine_io(trt: Any, engine: Any, manifest: Manifest, name: str) -> None:
