@@ -7,6 +7,14 @@
 `autostart:=true` configures and activates at start-up (no lifecycle manager). The Fast DDS
 large-data profile is applied to the node's process unless `large_data_transport:=false`;
 the camera driver's process needs the same profile (see README, "Transport").
+
+The profile is named under both variables: Fast DDS 2.x (Humble, Iron, Jazzy) reads
+FASTRTPS_DEFAULT_PROFILES_FILE, 3.x (Kilted on) FASTDDS_DEFAULT_PROFILES_FILE, each ignores
+the other, so this is right for every distro without reading ROS_DISTRO. It does not set
+FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA: the profile replaces the builtin transports (the
+variable then has no effect), Humble's Fast DDS 2.6 lacks it, and a LARGE_DATA peer does not
+exchange frames with a profile peer. To run LARGE_DATA instead (Fast DDS 2.13+, both ends),
+pass `large_data_transport:=false` and export the variable before launching.
 """
 
 import os
