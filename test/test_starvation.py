@@ -177,3 +177,22 @@ def test_incompatible_qos_is_an_error_naming_the_policy_and_clears_when_frames_f
     with frames_flowing(camera):
         watch.mark()
         watch.wait_for(DiagnosticStatus.OK, 'running at')
+
+
+def test_incompatible_qos_while_frames_flow_is_still_reported_before_it_clears(start):
+    harness = start()
+    watch = StatusWatch(harness)
+    camera = harness.client.create_publisher(Image, CAMERA, RELIABLE)
+    assert wait_until(lambda: camera.get_subscription_count() == 1, 10.0)
+    with frames_flowing(camera):
+        watch.wait_for(DiagnosticStatus.OK, 'running at')
+        harness.client.create_subscription(
+            Image, '/inference/tiny/doubled', lambda msg: None,
+            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                       reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        watch.mark()
+        watch.wait_for(DiagnosticStatus.ERROR, 'incompatible QoS', 'output publisher',
+                       'DURABILITY')
+        watch.mark()
+        watch.wait_for(DiagnosticStatus.OK, 'running at')
