@@ -243,7 +243,12 @@ class InferenceNode(LifecycleNode):
         self._state_label = 'unconfigured'
         try:
             if core is not None:
+                names = ', '.join(m.config.name for m in core.models) or 'none loaded'
                 core.cleanup()
+                budget = core.budget
+                self._console_logger().info(
+                    f'released engines ({names}); memory ledger GPU '
+                    f'{budget.gpu.resident_bytes} B, host {budget.host.resident_bytes} B')
         finally:
             if thermal is not None:
                 thermal.stop()
@@ -367,6 +372,12 @@ class InferenceNode(LifecycleNode):
         if self._core is None or not self._core.models:
             return 'unknown'
         return self._core.models[0].manifest.device.name
+
+    def _console_logger(self) -> Any:
+        """The node's logger, or once the context is shut down (a signal) one without rosout."""
+        if self.context.ok():
+            return self.get_logger()
+        return rclpy.logging.get_logger(f'{self.get_logger().name}.exit')
 
     def release_all(self) -> None:
         """Release every engine and thread without a transition (process exit, signals)."""
