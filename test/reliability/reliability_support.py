@@ -235,3 +235,68 @@ def latest_status(harness: Any, suffix: str) -> Optional[Any]:
 def status_values(status: Any) -> Dict[str, str]:
     """A DiagnosticStatus's key/value pairs as a dict."""
     return {kv.key: kv.value for kv in status.values}
+
+
+class ProcessClient:
+    """A camera, output collector and lifecycle manager for a node in another process."""
+
+    def __init__(self, context: Any, target: str, camera_topic: str) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        from gps_denied_inference.lifecycle_client import LifecycleClient
+
+        self.node = Node(f'{target.strip("/")}_driver', context=context)
+        self.lifecycle = LifecycleClient(self.node, target)
+        self.camera = self.node.create_publisher(Image, camera_topic, qos_profile_sensor_data)
+        self.outputs: List[Any] = []
+        self.diagnostics: List[Any] = []
+        self._lock = threading.Lock()
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def collect(self, topic: str, keep: Any = lambda msg: msg) -> None:
+        """Keep `keep(msg)` of every message on `topic` (reliable, depth 50)."""
+        from node_harness import RELIABLE_QOS
+        from sensor_msgs.msg import Image
+
+        def store(msg: Any) -> None:
+            with self._lock:
+                self.outputs.append(keep(msg))
+        self.node.create_subscription(Image, topic, store, RELIABLE_QOS)
+
+    def collected(self) -> List[Any]:
+        """What collect() kept so far."""
+        with self._lock:
+            return list(self.outputs)
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        with self._lock:
+            self.diagnostics.append(msg)
+            del self.diagnostics[:-20]
+
+    def model_values(self, model: str) -> Optional[Dict[str, str]]:
+        """The newest diagnostic values of `model`, or None."""
+        with self._lock:
+            arrays = list(self.diagnostics)
+        for array in reversed(arrays):
+            for status in array.status:
+                if status.name.endswith(f'model {model}'):
+                    return status_values(status)
+        return None
+
+    def wait_for_camera_subscriber(self, timeout_s: float) -> bool:
+        """True once the node's image subscription matched the camera."""
+        return wait_until(lambda: self.camera.get_subscription_count() > 0, timeout_s)
+
+    def close(self) -> None:
+        """Stop spinning and destroy the node."""
+        self.executor.shutdown()
+        self._thread.join(10.0)
+        self.node.destroy_node()
