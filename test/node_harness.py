@@ -63,7 +63,8 @@ class NodeHarness:
                                         self.diagnostics.append, 10)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
-        assert self.lifecycle.wait_for_services(10.0)
+        found = self.lifecycle.wait_for_services(30.0)
+        assert found, f'lifecycle services of {node_name} not found'
 
     def subscribe(self, model: str, output: str, qos: QoSProfile = RELIABLE_QOS) -> str:
         """Collect `~/model/output` messages; returns the topic."""
