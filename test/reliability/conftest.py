@@ -24,12 +24,24 @@ class Sizing:
     soak_rate_hz: float
     soak_warmup_frames: int
 
+    @property
+    def slow_timeout_s(self) -> float:
+        """Per-test time limit of a long test: the soak's duration plus start-up and checks."""
+        return self.soak_frames / self.soak_rate_hz * 1.5 + 180.0
+
 
 SIZING = (Sizing(True, lifecycle_cycles=200, soak_frames=10_000, soak_rate_hz=30.0,
                  soak_warmup_frames=600)
           if FULL_SIZE else
           Sizing(False, lifecycle_cycles=20, soak_frames=600, soak_rate_hz=30.0,
                  soak_warmup_frames=150))
+
+
+def pytest_collection_modifyitems(items):
+    """Give every test marked `slow` a time limit that fits its size."""
+    for item in items:
+        if item.get_closest_marker('slow') is not None:
+            item.add_marker(pytest.mark.timeout(SIZING.slow_timeout_s))
 
 
 @pytest.fixture
