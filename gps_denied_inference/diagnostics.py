@@ -77,6 +77,11 @@ def _worst_problem(stats: StatsSnapshot, previous: Optional[StatsSnapshot],
             return ERROR, _starving(starvation)
         if waited >= starvation.timeout_s:
             return WARN, _starving(starvation)
+    if (starvation is not None and starvation.matched_publishers == 0
+            and starvation.seconds_without_frames >= 5 * starvation.timeout_s):
+        return WARN, (f'no publisher on the input topic for '
+                      f'{starvation.seconds_without_frames:.1f} s: is the camera driver running '
+                      'on this ROS domain, with the same Fast DDS transport profile?')
     base = previous or StatsSnapshot(0, 0, 0, 0, {}, 0, 0, 0, 0.0, None, None, '', None)
     if stats.failed > base.failed:
         return WARN, f'{stats.failed - base.failed} frame(s) failed: {stats.last_error}'

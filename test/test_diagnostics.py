@@ -56,10 +56,14 @@ def test_starvation_warns_then_errors_and_names_the_causes(waited, level):
         assert 'transport' in report.message and 'QoS' in report.message
 
 
-def test_no_publisher_is_not_starvation():
-    idle = diagnostics.StarvationState(matched_publishers=0, seconds_without_frames=60.0,
+@pytest.mark.parametrize('waited,level', [(9.9, 'OK'), (10.0, 'WARN'), (600.0, 'WARN')])
+def test_no_publisher_waits_then_warns_but_is_not_starvation(waited, level):
+    idle = diagnostics.StarvationState(matched_publishers=0, seconds_without_frames=waited,
                                        timeout_s=2.0)
-    assert status(snap(), starvation=idle).level == 'OK'
+    report = status(snap(), starvation=idle)
+    assert report.level == level
+    if level == 'WARN':
+        assert 'no publisher' in report.message
 
 
 def test_incompatible_qos_is_an_error_naming_the_policy():
