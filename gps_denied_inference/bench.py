@@ -337,7 +337,9 @@ def readme_section(results: Dict[str, Any]) -> str:
         f'Latest run: {meta["date_utc"]}, {meta["cpus"]} CPUs ({meta["machine"]}), no GPU: '
         f'ONNX Runtime {meta["onnxruntime"]} on {meta["execution_provider"]}, as the node '
         f'runs it. Load average (1/5/15 min) at start -> end of each setting: {loads}. '
-        'Other work shared the machine, so read the noise row before comparing numbers.',
+        'Other work shared the machine, so read the noise row before comparing numbers; '
+        'between whole runs at different load the numbers move by more than that row says, '
+        'so compare runs only at similar load.',
         '',
         "Every latency is the receiver's wall clock minus the frame's header stamp (set at "
         'publish). The node, the camera and the bare subscriber are separate processes. Each '

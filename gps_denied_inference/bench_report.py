@@ -296,9 +296,11 @@ def findings(results: Dict[str, Any]) -> List[str]:
             f"{_fmt(over['p50_ms'])} ms. An output-sized message (480x640 float32) alone takes "
             f"{_fmt(m['output_transport']['p50_ms'])} ms back across processes, and this "
             f"model publishes {_fmt(raw.get('output_bytes', 0) / MIB)} MiB of outputs per "
-            f"frame; the node's CPU time per frame exceeds raw session.run's by "
-            f"{_fmt(over['cpu_ms_per_frame'])} ms (decode, preprocess, NaN/Inf check, output "
-            'encoding, publishing, the rclpy executor).')
+            f"frame. The node process used {_fmt(e2e['node_cpu_ms_per_frame'])} ms of CPU per "
+            f"frame against raw session.run's {_fmt(raw['cpu_ms'])} ms: the difference is "
+            'its decode, preprocess, NaN/Inf check, output encoding, publishing and rclpy '
+            'executor work, plus what contention adds to session.run itself (all cores were '
+            f"{_pct(e2e['machine_busy'])} busy).")
         sat = m['saturated']
         lines.append(
             f"{name}: saturated at {_fmt(sat['ratio'], 2)} x raw with all cores "
