@@ -5,6 +5,7 @@ a 2-core machine); `make reliability` sets GDI_FULL_SIZE=1 for the sizes the iss
 """
 
 from dataclasses import dataclass
+import itertools
 import os
 
 from artifacts import make_sealed_onnx
@@ -12,6 +13,7 @@ from node_harness import NodeHarness
 import pytest
 
 FULL_SIZE = os.environ.get('GDI_FULL_SIZE', '') == '1'
+_NODE_NUMBERS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,15 @@ def sizing() -> Sizing:
 
 @pytest.fixture
 def start(ros_context):
-    """Start NodeHarness instances in this test's context; all are closed afterwards."""
+    """Start NodeHarness instances in this test's context; all are closed afterwards.
+
+    Each node gets a name of its own: nodes of earlier tests' contexts linger in the ROS graph
+    for a while, and a client can fail to reach a service whose name a lingering node shares.
+    """
     harnesses = []
 
     def start_node(parameters, **kwargs):
+        kwargs.setdefault('node_name', f'inference_{next(_NODE_NUMBERS)}')
         harness = NodeHarness(ros_context, parameters, **kwargs)
         harnesses.append(harness)
         return harness

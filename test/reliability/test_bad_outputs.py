@@ -26,7 +26,7 @@ def test_nonfinite_output_is_published_flagged_and_reported(start, tmp_path, kin
                      'diagnostics_period_s': 0.2})
     topic = harness.subscribe('odd', 'value')
     flagged = []
-    harness.client.create_subscription(Header, '/inference/odd/nonfinite_frames',
+    harness.client.create_subscription(Header, f'/{harness.node_name}/odd/nonfinite_frames',
                                        flagged.append, RELIABLE_QOS)
     assert harness.lifecycle.change('configure') and harness.lifecycle.change('activate')
     assert harness.wait_for_subscription(CAMERA)

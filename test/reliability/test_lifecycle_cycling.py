@@ -11,6 +11,7 @@ wait set (rclpy EventHandler.add_to_wait_set re-enters a handle whose destructio
 requested; ros2/rclpy#1284, #1206), and InvalidHandle ends the executor's spin.
 """
 
+import gc
 import os
 from pathlib import Path
 import threading
@@ -63,6 +64,7 @@ def test_lifecycle_cycles_return_every_byte(start, model, sizing, monkeypatch):
         assert (len(list(node.publishers)), len(list(node.subscriptions))) == \
             (publishers, subscriptions)
         assert harness.lifecycle.state() == 'unconfigured'
+        gc.collect()
         rss.append(current_rss_bytes())
     elapsed = time.monotonic() - started
     growth = rss[-1] - rss[0]
@@ -72,4 +74,5 @@ def test_lifecycle_cycles_return_every_byte(start, model, sizing, monkeypatch):
         f'rss_after_first_cycle_bytes {rss[0]}\nrss_after_last_cycle_bytes {rss[-1]}\n'
         f'rss_growth_bytes {growth}\nrss_max_bytes {max(rss)}\nelapsed_s {elapsed:.1f}\n'
         f'load_average {os.getloadavg()}\n')
-    assert abs(growth) <= 5 * MIB, f'RSS grew by {growth / MIB:.2f} MiB over {len(rss)} cycles'
+    # One-sided: the allocator may return earlier tests' garbage to the OS during the run.
+    assert growth <= 5 * MIB, f'RSS grew by {growth / MIB:.2f} MiB over {len(rss)} cycles'

@@ -4,6 +4,7 @@ SIGINT, SIGTERM and the shutdown transition all exit 0 promptly, release the eng
 leave no rclpy teardown abort ("terminate called without an active exception") on stderr.
 """
 
+import itertools
 import signal
 import time
 
@@ -14,16 +15,18 @@ import pytest
 from reliability_support import NodeProcess, ProcessClient
 
 CAMERA = '/shutdown/camera'
+_NUMBERS = itertools.count()
 
 
 @pytest.fixture
 def running(ros_context, tmp_path):
     model = make_sealed_onnx(tmp_path, 'tiny.onnx')
-    node = NodeProcess(tmp_path, 'shutdown_node', {
+    name = f'shutdown_node_{next(_NUMBERS)}'
+    node = NodeProcess(tmp_path, name, {
         'models': ['tiny'], 'tiny.engine_path': str(model), 'tiny.input_topic': CAMERA,
         'tiny.runtime': 'onnxruntime', 'autostart': True}).start()
-    client = ProcessClient(ros_context, '/shutdown_node', CAMERA)
-    client.collect('/shutdown_node/tiny/doubled', lambda msg: msg.header.frame_id)
+    client = ProcessClient(ros_context, f'/{name}', CAMERA)
+    client.collect(f'/{name}/tiny/doubled', lambda msg: msg.header.frame_id)
     try:
         yield node, client
     finally:
