@@ -343,7 +343,10 @@ def readme_section(results: Dict[str, Any]) -> str:
         '',
         "Every latency is the receiver's wall clock minus the frame's header stamp (set at "
         'publish). The node, the camera and the bare subscriber are separate processes. Each '
-        "row is the median over repeated runs of that run's p50/p95. Sections: (1) raw = "
+        "row is the median over repeated runs of that run's p50/p95 (the overload is one run). "
+        '`make bench` takes about 7 minutes here; `python -m gps_denied_inference.bench '
+        '--quick` about 1.5 (one repeat, 8 s overload: a check, not numbers for this table). '
+        'Sections: (1) raw = '
         '`session.run` on the already preprocessed tensor in a tight loop, the limit the node '
         'cannot beat; (2) transport floor = the same frames to a bare subscriber in another '
         'process; (3) node end-to-end = frame published to the node until every output of '
