@@ -4,6 +4,7 @@ Each refusal is a FAILURE (not a fault): the log names the check that failed, an
 left unconfigured exactly as before.
 """
 
+import importlib.util
 import json
 import shutil
 
@@ -213,3 +214,17 @@ def test_refused_configure_can_be_retried_once_the_artifact_is_fixed(start, mode
     model.write_bytes(pristine)
     assert harness.lifecycle.change('configure')
     assert harness.lifecycle.state() == 'inactive'
+
+
+@pytest.mark.skipif(importlib.util.find_spec('tensorrt') is not None,
+                    reason='this host has TensorRT: the refusal under test cannot happen here')
+def test_tensorrt_engine_on_a_host_without_tensorrt_is_refused(start, tmp_path, capfd):
+    engine = make_sealed_plan(tmp_path)
+    harness = start({'models': ['tiny'], 'tiny.engine_path': str(engine),
+                     'tiny.input_topic': '/camera/image_raw', 'tiny.runtime': 'tensorrt'})
+    before = footprint(harness)
+    assert not harness.lifecycle.change('configure')
+    assert settled_footprint(harness, before) == before
+    refusal = [line for line in capfd.readouterr().err.splitlines()
+               if 'configure refused:' in line]
+    assert len(refusal) == 1 and 'TensorRT is not installed on this host' in refusal[0]
