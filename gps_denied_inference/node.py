@@ -286,7 +286,8 @@ class InferenceNode(LifecycleNode):
         return publish
 
     def _throttled_warning(self, message: str) -> None:
-        self.get_logger().warning(message, throttle_duration_sec=5.0)
+        # Workers may warn of the frame in flight after a signal has shut the context down.
+        self._console_logger().warning(message, throttle_duration_sec=5.0)
 
     def _is_throttled(self) -> bool:
         config, thermal = self._config, self._thermal
