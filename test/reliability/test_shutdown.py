@@ -64,4 +64,4 @@ def test_shutdown_while_processing_exits_0_and_releases_the_engines(running, how
     assert 'terminate called' not in stdout + stderr
     assert 'released engines (tiny); memory ledger GPU 0 B, host 0 B' in stdout + stderr
     assert 'Traceback' not in stdout + stderr
-    assert 'Failed to publish log message' not in stderr
+    assert 'Failed to publish log message' not in stderr, stderr
