@@ -1,5 +1,6 @@
 """Shared fixtures: a real rclpy context per test, on a DDS domain of this test session's own."""
 
+import itertools
 import os
 import random
 
@@ -23,3 +24,35 @@ def ros_context():
     finally:
         if context.ok():
             rclpy.shutdown(context=context)
+
+
+_NODE_NUMBERS = itertools.count()
+
+
+@pytest.fixture
+def start(ros_context):
+    """Start NodeHarness instances in this test's context; all are closed afterwards.
+
+    Each node gets a name of its own: nodes of earlier tests' contexts linger in the ROS graph
+    for a while, and a client can fail to reach a service whose name a lingering node shares.
+    """
+    from node_harness import NodeHarness
+
+    harnesses = []
+
+    def start_node(parameters, **kwargs):
+        kwargs.setdefault('node_name', f'inference_{next(_NODE_NUMBERS)}')
+        harness = NodeHarness(ros_context, parameters, **kwargs)
+        harnesses.append(harness)
+        return harness
+    yield start_node
+    for harness in harnesses:
+        harness.close()
+
+
+@pytest.fixture
+def model(tmp_path):
+    """A tiny sealed ONNX Runtime model: `image` [1, 1, 16, 16] -> `doubled`."""
+    from artifacts import make_sealed_onnx
+
+    return make_sealed_onnx(tmp_path, 'tiny.onnx', height=16, width=16)

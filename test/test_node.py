@@ -7,33 +7,14 @@ import time
 
 from artifacts import make_sealed_onnx
 from diagnostic_msgs.msg import DiagnosticStatus
-from node_harness import model_parameters, mono8, NodeHarness, wait_until
+from node_harness import model_parameters, mono8, wait_until
 import numpy as np
 import onnxruntime
-import pytest
 
 from gps_denied_inference.errors import InferenceError
 from gps_denied_inference.runtime import build_inference_runtime
 
 CAMERA = '/camera/image_raw'
-
-
-@pytest.fixture
-def start(ros_context):
-    harnesses = []
-
-    def start_node(parameters, **kwargs):
-        harness = NodeHarness(ros_context, parameters, **kwargs)
-        harnesses.append(harness)
-        return harness
-    yield start_node
-    for harness in harnesses:
-        harness.close()
-
-
-@pytest.fixture
-def model(tmp_path):
-    return make_sealed_onnx(tmp_path, 'tiny.onnx', height=16, width=16)
 
 
 def _frames(count, seed=0):

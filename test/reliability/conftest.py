@@ -8,8 +8,6 @@ from dataclasses import dataclass
 import itertools
 import os
 
-from artifacts import make_sealed_onnx
-from node_harness import NodeHarness
 import pytest
 
 FULL_SIZE = os.environ.get('GDI_FULL_SIZE', '') == '1'
@@ -50,28 +48,3 @@ def pytest_collection_modifyitems(items):
 def sizing() -> Sizing:
     """The sizes of this run (CI, or full with GDI_FULL_SIZE=1)."""
     return SIZING
-
-
-@pytest.fixture
-def start(ros_context):
-    """Start NodeHarness instances in this test's context; all are closed afterwards.
-
-    Each node gets a name of its own: nodes of earlier tests' contexts linger in the ROS graph
-    for a while, and a client can fail to reach a service whose name a lingering node shares.
-    """
-    harnesses = []
-
-    def start_node(parameters, **kwargs):
-        kwargs.setdefault('node_name', f'inference_{next(_NODE_NUMBERS)}')
-        harness = NodeHarness(ros_context, parameters, **kwargs)
-        harnesses.append(harness)
-        return harness
-    yield start_node
-    for harness in harnesses:
-        harness.close()
-
-
-@pytest.fixture
-def model(tmp_path):
-    """The tiny sealed `image` -> `doubled` model (16 x 16)."""
-    return make_sealed_onnx(tmp_path, 'tiny.onnx', height=16, width=16)
