@@ -16,10 +16,8 @@ modules, so this module imports neither.
 from dataclasses import dataclass
 import hashlib
 import logging
-import os
 from pathlib import Path
 import re
-import tempfile
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -27,7 +25,12 @@ import numpy as np
 from gps_denied_inference.build_config import CalibrationConfig
 from gps_denied_inference.config import PreprocessContract
 from gps_denied_inference.errors import CalibrationCacheError, ManifestError
-from gps_denied_inference.sealing import format_sha256_line, read_sha256_sidecar, sha256_file
+from gps_denied_inference.sealing import (
+    format_sha256_line,
+    read_sha256_sidecar,
+    sha256_file,
+    write_atomically,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -134,10 +137,10 @@ def write_trusted_cache(cache: PathLike, data: bytes, dataset_digest: str) -> No
     """Write the cache and both sidecars atomically; the integrity sidecar goes last."""
     path = Path(cache)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, data)
-    _write_atomically(cache_dataset_path(path), f'{dataset_digest}\n'.encode('ascii'))
+    write_atomically(path, data)
+    write_atomically(cache_dataset_path(path), f'{dataset_digest}\n'.encode('ascii'))
     digest = hashlib.sha256(data).hexdigest()
-    _write_atomically(cache_sha256_path(path),
+    write_atomically(cache_sha256_path(path),
                       format_sha256_line(digest, path.name).encode('utf-8'))
 
 
@@ -293,15 +296,3 @@ def _read_bytes(path: Path, limit: int = -1) -> bytes:
         raise CalibrationCacheError(f'{path}: cannot read: {err}') from err
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise

@@ -90,13 +90,14 @@ def read_sha256_sidecar(path: PathLike) -> Tuple[str, str]:
     return parse_sha256_line(text, str(path))
 
 
-def write_atomically(path: PathLike, text: str) -> None:
-    """Write text to path via a temp file in the same directory, fsync, os.replace, fsync dir."""
+def write_atomically(path: PathLike, data: Union[str, bytes]) -> None:
+    """Write text or bytes via a temp file in the same directory, fsync, os.replace, fsync dir."""
     target = Path(path)
+    payload = data.encode('utf-8') if isinstance(data, str) else data
     fd, temp = tempfile.mkstemp(prefix=f'.{target.name}.', suffix='.tmp', dir=target.parent)
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as stream:
-            stream.write(text)
+        with os.fdopen(fd, 'wb') as stream:
+            stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp, target)
