@@ -20,12 +20,13 @@ from gps_denied_inference.errors import (
     EngineLoadError,
     InferenceError,
 )
-from gps_denied_inference.gate import EngineGate, GateExpectation, read_gated_bytes
+from gps_denied_inference.gate import EngineGate, GateExpectation
 from gps_denied_inference.manifest import Manifest, TensorSpec
+from gps_denied_inference.runtime_base import RuntimeBase
 
 if TYPE_CHECKING:
     from gps_denied_inference.memory import MemoryBudget
-    from gps_denied_inference.thermal import ThermalState, ThermalStatePublisher
+    from gps_denied_inference.thermal import ThermalStatePublisher
 
 LABEL = 'onnxruntime'
 CPU_PROVIDER = 'CPUExecutionProvider'
@@ -56,20 +57,18 @@ class OnnxRuntimeHandle:
         return self.session is None
 
 
-class OnnxRuntimeRuntime:
+class OnnxRuntimeRuntime(RuntimeBase):
     """InferenceRuntime on ONNX Runtime; one instance may hold several named handles."""
+
+    LABEL = LABEL
+    OPTIONS = OPTIONS
+    HANDLE_TYPE = OnnxRuntimeHandle
+    HANDLE_DESCRIPTION = 'an ONNX Runtime engine handle'
 
     def __init__(self, *, config: RuntimeConfig, budget: Optional['MemoryBudget'] = None,
                  thermal: Optional['ThermalStatePublisher'] = None,
                  gate: Optional[EngineGate] = None, **options: Any) -> None:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ConfigError(f'OnnxRuntimeRuntime options {unknown} are unknown: expected '
-                              f'some of {", ".join(OPTIONS)}')
-        self.config = config
-        self._budget = budget
-        self._thermal = thermal
-        self._gate = gate or EngineGate()
+        super().__init__(config=config, budget=budget, thermal=thermal, gate=gate, **options)
         self._threads = options.get('intra_op_threads', 1)
         if not isinstance(self._threads, int) or isinstance(self._threads, bool) \
                 or self._threads < 1:
@@ -77,8 +76,6 @@ class OnnxRuntimeRuntime:
                               'invalid: must be an integer >= 1')
         self._provider_options = _provider_options(options.get('provider_options', {}))
         self._providers = _usable_providers(options.get('providers', (CPU_PROVIDER,)))
-        self._lock = threading.Lock()
-        self._handles: Dict[str, OnnxRuntimeHandle] = {}
 
     @property
     def providers(self) -> Tuple[str, ...]:
@@ -94,17 +91,9 @@ class OnnxRuntimeRuntime:
     def deserialize_engine(self, name: str, path: str,
                            expected: GateExpectation) -> OnnxRuntimeHandle:
         """Gate, reserve the weights, then create the session from the gated bytes."""
-        if expected.runtime != LABEL:
-            raise ConfigError(f'model {name}: the onnxruntime strategy cannot load a '
-                              f'{expected.runtime!r} artifact ({path})')
-        manifest = self._gate.validate(path, expected)
-        with self._lock:
-            if name in self._handles:
-                raise ConfigError(f'model {name}: an engine of that name is already loaded '
-                                  f'({self._handles[name].path})')
-        data = read_gated_bytes(path, manifest)
+        manifest, data = self._gated_bytes(name, path, expected)
         planned_on_gpu = self._providers[0] != CPU_PROVIDER
-        self._reserve(f'{name}:weights', 'weights', manifest, planned_on_gpu)
+        self._reserve_stage(f'{name}:weights', 'weights', manifest, planned_on_gpu)
         try:
             session = self._create_session(name, path, data)
             provider = session.get_providers()[0]
@@ -114,13 +103,10 @@ class OnnxRuntimeRuntime:
                     f'configured providers {list(self._providers)}')
             if (provider != CPU_PROVIDER) != planned_on_gpu:
                 self._release(f'{name}:weights')
-                self._reserve(f'{name}:weights', 'weights', manifest,
+                self._reserve_stage(f'{name}:weights', 'weights', manifest,
                               provider != CPU_PROVIDER)
             handle = OnnxRuntimeHandle(name, str(path), manifest, provider, session)
-            with self._lock:
-                if name in self._handles:
-                    raise ConfigError(f'model {name}: loaded concurrently by another caller')
-                self._handles[name] = handle
+            self._register(handle)
         except BaseException:
             self._release(f'{name}:weights')
             raise
@@ -132,7 +118,7 @@ class OnnxRuntimeRuntime:
         with handle.lock:
             if handle.is_prepared:
                 return
-            self._reserve(f'{handle.name}:execution', 'execution', handle.manifest,
+            self._reserve_stage(f'{handle.name}:execution', 'execution', handle.manifest,
                           handle.on_gpu)
             try:
                 feeds = {spec.name: np.zeros(_warmup_shape(spec), dtype=spec.dtype)
@@ -159,18 +145,7 @@ class OnnxRuntimeRuntime:
         with handle.lock:
             handle.session = None
             handle.is_prepared = False
-        with self._lock:
-            if self._handles.get(handle.name) is handle:
-                del self._handles[handle.name]
-        self._release(f'{handle.name}:execution')
-        self._release(f'{handle.name}:weights')
-
-    def thermal_state(self) -> 'ThermalState':
-        """The thermal publisher's latest snapshot, or 'unavailable' without one."""
-        if self._thermal is not None:
-            return self._thermal.latest()
-        from gps_denied_inference.thermal import ThermalState
-        return ThermalState.unavailable('no thermal publisher')
+        self._forget(handle)
 
     def current_runtime_label(self) -> str:
         """'onnxruntime/<provider>': the newest live handle's provider, else the planned one."""
@@ -179,26 +154,10 @@ class OnnxRuntimeRuntime:
         provider = live[-1].provider if live else self._providers[0]
         return f'{LABEL}/{provider}'
 
-    def _owned(self, handle: object) -> None:
-        if not isinstance(handle, OnnxRuntimeHandle):
-            raise InferenceError(f'not an ONNX Runtime engine handle: {type(handle).__name__}')
-        if handle.is_released:
-            raise InferenceError(f'model {handle.name}: engine handle was released')
-        with self._lock:
-            if self._handles.get(handle.name) is not handle:
-                raise InferenceError(f'model {handle.name}: engine handle does not belong to '
-                                     'this runtime')
-
-    def _reserve(self, key: str, stage: str, manifest: Manifest, on_gpu: bool) -> None:
-        if self._budget is None:
-            return
+    def _reserve_stage(self, key: str, stage: str, manifest: Manifest, on_gpu: bool) -> None:
         from gps_denied_inference.memory import execution_need, weights_need
-        need = (weights_need if stage == 'weights' else execution_need)(manifest, on_gpu)
-        self._budget.reserve(key, need)
-
-    def _release(self, key: str) -> None:
-        if self._budget is not None:
-            self._budget.release(key)
+        self._reserve(key, (weights_need if stage == 'weights' else execution_need)(manifest,
+                                                                                    on_gpu))
 
     def _create_session(self, name: str, path: str, data: bytes) -> Any:
         import onnxruntime

@@ -30,14 +30,15 @@ from gps_denied_inference.errors import (
     GpsDeniedInferenceError,
     InferenceError,
 )
-from gps_denied_inference.gate import EngineGate, GateExpectation, read_gated_bytes
+from gps_denied_inference.gate import EngineGate, GateExpectation
 from gps_denied_inference.manifest import Manifest, TensorSpec
 from gps_denied_inference.memory import execution_need, weights_need
+from gps_denied_inference.runtime_base import RuntimeBase
 from gps_denied_inference.trt_build import compile_engine, ProgressFn
 
 if TYPE_CHECKING:
-    from gps_denied_inference.memory import MemoryBudget, MemoryNeed
-    from gps_denied_inference.thermal import ThermalState, ThermalStatePublisher
+    from gps_denied_inference.memory import MemoryBudget
+    from gps_denied_inference.thermal import ThermalStatePublisher
 
 _LOG = logging.getLogger(__name__)
 
@@ -88,28 +89,24 @@ class TensorrtHandle:
             self.stream = None
 
 
-class TensorrtRuntime:
+class TensorrtRuntime(RuntimeBase):
     """InferenceRuntime on TensorRT + PyCUDA; one instance may hold several named handles."""
+
+    LABEL = LABEL
+    OPTIONS = OPTIONS
+    HANDLE_TYPE = TensorrtHandle
+    HANDLE_DESCRIPTION = 'a TensorRT engine handle'
 
     def __init__(self, *, config: RuntimeConfig, budget: Optional['MemoryBudget'] = None,
                  thermal: Optional['ThermalStatePublisher'] = None,
                  gate: Optional[EngineGate] = None, **options: Any) -> None:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ConfigError(f'TensorrtRuntime options {unknown} are unknown: expected some '
-                              f'of {", ".join(OPTIONS)}')
-        self.config = config
-        self._budget = budget
-        self._thermal = thermal
-        self._gate = gate or EngineGate()
+        super().__init__(config=config, budget=budget, thermal=thermal, gate=gate, **options)
         self._device_index = options.get('device_index', 0)
         if not isinstance(self._device_index, int) or isinstance(self._device_index, bool) \
                 or self._device_index < 0:
             raise ConfigError(f'TensorrtRuntime.device_index = {self._device_index!r} is '
                               'invalid: must be an integer >= 0')
         self._progress: Optional[ProgressFn] = options.get('progress')
-        self._lock = threading.Lock()
-        self._handles: Dict[str, TensorrtHandle] = {}
 
     def compile_engine(self, onnx_path: str,
                        build_config: Union[BuildConfig, str, Mapping[str, Any]]) -> Manifest:
@@ -127,15 +124,7 @@ class TensorrtRuntime:
     def deserialize_engine(self, name: str, path: str,
                            expected: GateExpectation) -> TensorrtHandle:
         """Gate, reserve the weights, then deserialize the gated bytes; all or nothing."""
-        if expected.runtime != LABEL:
-            raise ConfigError(f'model {name}: the tensorrt strategy cannot load a '
-                              f'{expected.runtime!r} artifact ({path})')
-        manifest = self._gate.validate(path, expected)
-        with self._lock:
-            if name in self._handles:
-                raise ConfigError(f'model {name}: an engine of that name is already loaded '
-                                  f'({self._handles[name].path})')
-        data = read_gated_bytes(path, manifest)
+        manifest, data = self._gated_bytes(name, path, expected)
         key = f'{name}:weights'
         self._reserve(key, weights_need(manifest, on_gpu=True))
         primary: Optional[PrimaryContext] = None
@@ -145,10 +134,7 @@ class TensorrtRuntime:
             primary = _retain_primary_context(cuda, self._device_index, name)
             runtime, engine = self._load(trt, primary, name, path, data, manifest)
             handle = TensorrtHandle(name, str(path), manifest, primary, cuda, runtime, engine)
-            with self._lock:
-                if name in self._handles:
-                    raise ConfigError(f'model {name}: loaded concurrently by another caller')
-                self._handles[name] = handle
+            self._register(handle)
         except BaseException:
             if primary is not None:
                 primary.detach()
@@ -226,18 +212,7 @@ class TensorrtRuntime:
             finally:
                 handle.primary.detach()
                 handle._released = True
-                with self._lock:
-                    if self._handles.get(handle.name) is handle:
-                        del self._handles[handle.name]
-                self._release(f'{handle.name}:execution')
-                self._release(f'{handle.name}:weights')
-
-    def thermal_state(self) -> 'ThermalState':
-        """The thermal publisher's latest snapshot, or 'unavailable' without one."""
-        if self._thermal is not None:
-            return self._thermal.latest()
-        from gps_denied_inference.thermal import ThermalState
-        return ThermalState.unavailable('no thermal publisher')
+                self._forget(handle)
 
     def current_runtime_label(self) -> str:
         """'tensorrt/<installed version>' (read from package metadata, nothing imported)."""
@@ -282,24 +257,6 @@ class TensorrtRuntime:
             if not context.set_tensor_address(spec.name, int(handle.device[spec.name])):
                 raise EngineLoadError(f'model {handle.name}: TensorRT refused the address of '
                                       f'tensor {spec.name!r}')
-
-    def _owned(self, handle: object) -> None:
-        if not isinstance(handle, TensorrtHandle):
-            raise InferenceError(f'not a TensorRT engine handle: {type(handle).__name__}')
-        if handle.is_released:
-            raise InferenceError(f'model {handle.name}: engine handle was released')
-        with self._lock:
-            if self._handles.get(handle.name) is not handle:
-                raise InferenceError(f'model {handle.name}: engine handle does not belong to '
-                                     'this runtime')
-
-    def _reserve(self, key: str, need: 'MemoryNeed') -> None:
-        if self._budget is not None:
-            self._budget.reserve(key, need)
-
-    def _release(self, key: str) -> None:
-        if self._budget is not None:
-            self._budget.release(key)
 
 
 def _retain_primary_context(cuda: Any, device_index: int, name: str) -> PrimaryContext:
