@@ -5,6 +5,7 @@ on another thread (calls block on futures, not on spinning).
 """
 
 import threading
+import time
 from typing import Optional
 
 from lifecycle_msgs.msg import Transition
@@ -17,6 +18,7 @@ TRANSITIONS = {
     'deactivate': Transition.TRANSITION_DEACTIVATE,
     'cleanup': Transition.TRANSITION_CLEANUP,
 }
+PROBE_TIMEOUT_S = 1.0
 SHUTDOWN_FROM = {
     'unconfigured': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
     'inactive': Transition.TRANSITION_INACTIVE_SHUTDOWN,
@@ -32,9 +34,23 @@ class LifecycleClient:
         self._get = node.create_client(GetState, f'{target}/get_state')
 
     def wait_for_services(self, timeout_s: float) -> bool:
-        """True once both services are discovered."""
-        return (self._change.wait_for_service(timeout_sec=timeout_s)
-                and self._get.wait_for_service(timeout_sec=timeout_s))
+        """True once both services are discovered and the node has answered a request.
+
+        Discovery is not enough: a client sees the server before the server sees the client's
+        response reader, and Fast DDS then drops the response ('client will not receive
+        response'), so a first `change` would wait out its whole timeout on a busy machine.
+        A `get_state` round trip proves the node can answer this client.
+        """
+        deadline = time.monotonic() + timeout_s
+        if not (self._change.wait_for_service(timeout_sec=timeout_s)
+                and self._get.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic()))):
+            return False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.0:
+                return False
+            if self.state(min(PROBE_TIMEOUT_S, remaining)) is not None:
+                return True
 
     def change(self, transition: str, timeout_s: float = 60.0) -> bool:
         """Request a transition by label; True when the node reports success.

@@ -134,16 +134,20 @@ class _SlowRuntime:
 
 
 def test_burst_faster_than_the_model_is_dropped_not_queued(start, model):
+    delay_s = 0.2
+
     def slow_factory(label, **kwargs):
-        return _SlowRuntime(build_inference_runtime(label, **kwargs), delay_s=0.2)
+        return _SlowRuntime(build_inference_runtime(label, **kwargs), delay_s=delay_s)
     harness = start({'models': ['tiny'], **model_parameters('tiny', str(model))},
                     runtime_factory=slow_factory)
     topic = harness.subscribe('tiny', 'doubled')
     assert harness.lifecycle.change('configure') and harness.lifecycle.change('activate')
     assert harness.wait_for_subscription(CAMERA)
+    started = time.monotonic()
     for i, pixels in enumerate(_frames(30)):
         harness.publish(CAMERA, mono8(pixels, frame_id=f'f{i}'))
         time.sleep(0.01)
+    burst_s = time.monotonic() - started
     # The newest frame always wins: the last frame published is the last one processed.
     assert wait_until(lambda: harness.received(topic)
                       and harness.received(topic)[-1].header.frame_id == 'f29', 10.0)
@@ -153,8 +157,12 @@ def test_burst_faster_than_the_model_is_dropped_not_queued(start, model):
     # node did receive was either processed or dropped (overwritten in the mailbox).
     assert stats.received >= 10
     assert stats.processed + stats.dropped == stats.received
-    assert stats.processed <= 5
-    assert stats.dropped >= stats.received - 5
+    # A queue would serve every received frame; the mailbox serves what the model can finish
+    # during the burst (it is measured: a loaded machine stretches it) plus the one in flight
+    # when the burst began and the newest waiting when it ended.
+    served_at_most = int(burst_s / delay_s) + 2
+    assert stats.processed <= served_at_most < stats.received, (stats, burst_s)
+    assert stats.dropped >= stats.received - served_at_most
 
 
 def test_rejected_inputs_are_counted_and_the_next_good_frame_is_served(start, model):

@@ -165,7 +165,8 @@ def test_camera_frames_cross_processes_and_outputs_reach_both_kinds_of_subscribe
     camera = CameraProcess(CAMERA_TOPIC, env=env)
     try:
         assert client.lifecycle.wait_for_services(30.0), Path(log).read_text()
-        assert client.lifecycle.change('configure') and client.lifecycle.change('activate')
+        assert client.lifecycle.change('configure'), Path(log).read_text()
+        assert client.lifecycle.change('activate'), Path(log).read_text()
         assert camera.wait_matched(1, 15.0) == 1, 'the node never subscribed to the camera'
         # Our subscribers and the node's output publisher: discovered before frames flow.
         assert wait_until(lambda: client.node.count_publishers(OUTPUT_TOPIC) == 1, 15.0)
