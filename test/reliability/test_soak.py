@@ -72,8 +72,9 @@ def test_soak_at_camera_rate(ros_context, tmp_path, sizing):
                                  + final['failed'])
     assert (final['rejected'], final['failed']) == (0, 0)
     # A fast model at camera rate: the mailbox overwrites only when the worker was held up
-    # for a whole frame period, which a shared 2-core machine allows now and then.
-    assert final['dropped'] <= max(3, final['received'] // 100), figures
+    # for a whole frame period, which a shared 2-core machine allows now and then (13 of 585
+    # with two busy loops beside the suite). A worker slower than the camera drops about half.
+    assert final['dropped'] <= max(3, final['received'] // 20), figures
     assert final['received'] >= published * 0.99, figures
     assert len(outputs) == final['processed']
     indices = [int(frame_id[1:]) for frame_id, *_ in outputs]
