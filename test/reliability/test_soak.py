@@ -75,7 +75,9 @@ def test_soak_at_camera_rate(ros_context, tmp_path, sizing):
     # for a whole frame period, which a shared 2-core machine allows now and then (13 of 585
     # with two busy loops beside the suite). A worker slower than the camera drops about half.
     assert final['dropped'] <= max(3, final['received'] // 20), figures
-    assert final['received'] >= published * 0.99, figures
+    # Best effort into a keep-last-5 history: a node process kept off the CPU for 5 frame
+    # periods loses frames before its callback (590 of 600 with a busy loop beside the suite).
+    assert final['received'] >= published * 0.95, figures
     assert len(outputs) == final['processed']
     indices = [int(frame_id[1:]) for frame_id, *_ in outputs]
     assert indices == sorted(set(indices)) and 0 <= indices[0] and indices[-1] < published
