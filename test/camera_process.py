@@ -5,7 +5,8 @@ test's own process would share one participant with the node and prove nothing. 
 is driven line by line over stdin and answers one JSON line per command on stdout:
 
     wait_matched N TIMEOUT_S        -> {"matched": K}  (K >= N unless it timed out)
-    publish ENCODING W H COUNT      -> {"published": COUNT, "first": I}  at the camera rate
+    publish ENCODING W H COUNT      -> {"published": COUNT, "first": I, "late": L}
+                                       at the camera rate, L of them after a missed slot
     quit (or stdin closed)          -> the process releases ROS and exits 0
 
 Run: `python test/camera_process.py TOPIC --qos sensor_data|reliable --rate-hz 30`. The
@@ -50,16 +51,28 @@ def _image(encoding: str, width: int, height: int) -> Any:
 
 
 def _publish(node: Any, publisher: Any, msg: Any, count: int, rate_hz: float,
-             first: int) -> None:
-    """Publish `count` frames on a fixed schedule, frame ids first..first+count-1."""
+             first: int) -> int:
+    """Publish `count` frames on a fixed schedule, frame ids first..first+count-1.
+
+    Returns how many went out after a missed slot: when this process falls more than a period
+    behind (descheduled on a loaded machine), the schedule restarts from now instead of catching
+    up with back-to-back frames: a burst faster than the camera rate, which no real camera
+    sends, overwrites frames in the keep-last histories between here and the node.
+    """
     period = 1.0 / rate_hz
     next_at = time.monotonic()
+    late = 0
     for index in range(first, first + count):
+        now = time.monotonic()
+        if now - next_at > period:
+            late += 1
+            next_at = now
         msg.header.frame_id = str(index)
         msg.header.stamp = node.get_clock().now().to_msg()
         publisher.publish(msg)
         next_at += period
         time.sleep(max(0.0, next_at - time.monotonic()))
+    return late
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -91,9 +104,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 answer: Dict[str, Any] = {'matched': publisher.get_subscription_count()}
             elif words[0] == 'publish':
                 encoding, width, height, count = words[1], *map(int, words[2:5])
-                _publish(node, publisher, _image(encoding, width, height), count,
-                         args.rate_hz, sent)
-                answer = {'published': count, 'first': sent}
+                late = _publish(node, publisher, _image(encoding, width, height), count,
+                                args.rate_hz, sent)
+                answer = {'published': count, 'first': sent, 'late': late}
                 sent += count
             else:
                 answer = {'error': f'unknown command {words[0]!r}'}
@@ -140,7 +153,9 @@ class CameraProcess:
 
     def wait_matched(self, subscribers: int = 1, timeout_s: float = 10.0) -> int:
         """Matched subscriptions once `subscribers` matched or the timeout passed."""
-        return self.command(f'wait_matched {subscribers} {timeout_s}', timeout_s + 10.0)[
+        # The first answer also waits for the child to start (import rclpy, join the domain),
+        # which takes seconds on a loaded machine.
+        return self.command(f'wait_matched {subscribers} {timeout_s}', timeout_s + 30.0)[
             'matched']
 
     def publish(self, encoding: str, width: int, height: int, count: int,
