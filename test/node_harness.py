@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -87,7 +87,16 @@ class NodeHarness:
             self._publishers[topic] = self.client.create_publisher(Image, topic, SENSOR_QOS)
         self._publishers[topic].publish(msg)
 
-    def wait_for_subscription(self, topic: str, timeout_s: float = 10.0) -> bool:
+    def statuses_since(self, mark: int, suffix: str) -> List[DiagnosticStatus]:
+        """Statuses whose name ends with `suffix` in every array after the first `mark`.
+
+        Take `mark = len(harness.diagnostics)` before causing an event: a WARN lasts one
+        diagnostics period, so a stalled test thread can miss it in the newest array alone.
+        """
+        return [status for array in self.diagnostics[mark:] for status in array.status
+                if status.name.endswith(suffix)]
+
+    def wait_for_subscription(self, topic: str, timeout_s: float = 30.0) -> bool:
         """True once the node's subscription on `topic` has matched our publisher."""
         if topic not in self._publishers:
             self._publishers[topic] = self.client.create_publisher(Image, topic, SENSOR_QOS)

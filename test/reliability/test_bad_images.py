@@ -54,11 +54,16 @@ def _stats(harness):
 
 
 def _serve(harness, msg):
-    """Publish `msg` and return its output message, or None when none arrives."""
+    """Publish `msg` and return its output message, or None when none arrives.
+
+    Returns once the stats count it too (the worker counts a frame as processed just after
+    publishing it), so a caller's next snapshot already includes this frame.
+    """
     count = len(harness.received(harness.topic))
     harness.publish(CAMERA, msg)
-    if not wait_until(lambda: len(harness.received(harness.topic)) > count, 5.0):
+    if not wait_until(lambda: len(harness.received(harness.topic)) > count, 10.0):
         return None
+    assert wait_until(lambda: _stats(harness).processed > count, 10.0)
     return harness.received(harness.topic)[count]
 
 
