@@ -254,6 +254,7 @@ class ProcessClient:
         self.camera = self.node.create_publisher(Image, camera_topic, qos_profile_sensor_data)
         self.outputs: List[Any] = []
         self.diagnostics: List[Any] = []
+        self._diagnostics_count = 0
         self._lock = threading.Lock()
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor(context=context)
@@ -280,6 +281,12 @@ class ProcessClient:
         with self._lock:
             self.diagnostics.append(msg)
             del self.diagnostics[:-20]
+            self._diagnostics_count += 1
+
+    def diagnostics_mark(self) -> int:
+        """How many DiagnosticArrays arrived so far: a mark for model_values_since()."""
+        with self._lock:
+            return self._diagnostics_count
 
     def model_values(self, model: str) -> Optional[Dict[str, str]]:
         """The newest diagnostic values of `model`, or None."""
@@ -290,6 +297,17 @@ class ProcessClient:
                 if status.name.endswith(f'model {model}'):
                     return status_values(status)
         return None
+
+    def model_values_since(self, model: str, mark: int) -> List[Dict[str, str]]:
+        """Diagnostic values of `model`, oldest first, in the arrays that arrived after `mark`.
+
+        Only the newest 20 arrays are kept: older ones after the mark are not returned.
+        """
+        with self._lock:
+            arrays = self.diagnostics[max(0, len(self.diagnostics)
+                                          - (self._diagnostics_count - mark)):]
+        return [status_values(status) for array in arrays for status in array.status
+                if status.name.endswith(f'model {model}')]
 
     def wait_for_camera_subscriber(self, timeout_s: float) -> bool:
         """True once the node's image subscription matched the camera."""

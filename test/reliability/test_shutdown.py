@@ -50,8 +50,12 @@ def test_shutdown_while_processing_exits_0_and_releases_the_engines(running, how
     node, client = running
     assert client.lifecycle.wait_for_services(30.0)
     assert wait_until(lambda: client.lifecycle.state() == 'active', 30.0)
-    assert client.wait_for_camera_subscriber(10.0)
-    _stream_until(node, client, lambda: len(client.collected()) >= 10)
+    assert client.wait_for_camera_subscriber(30.0)
+    streaming_since = time.monotonic()
+    _stream_until(node, client, lambda: len(client.collected()) >= 10
+                  or time.monotonic() - streaming_since > 30.0)
+    assert len(client.collected()) >= 10, \
+        f'{len(client.collected())} outputs in 30 s of frames (node exit {node.process.poll()})'
     if how == 'shutdown transition':
         assert client.lifecycle.change('shutdown')
     else:
