@@ -147,19 +147,22 @@ def test_burst_faster_than_the_model_is_dropped_not_queued(start, model):
     for i, pixels in enumerate(_frames(30)):
         harness.publish(CAMERA, mono8(pixels, frame_id=f'f{i}'))
         time.sleep(0.01)
-    burst_s = time.monotonic() - started
     # The newest frame always wins: the last frame published is the last one processed.
     assert wait_until(lambda: harness.received(topic)
                       and harness.received(topic)[-1].header.frame_id == 'f29', 10.0)
-    assert wait_until(lambda: _stats(harness).processed == len(harness.received(topic)), 5.0)
+    assert wait_until(lambda: _stats(harness).processed == len(harness.received(topic)), 10.0)
     stats = _stats(harness)
+    # The burst as the node saw it: from before the first publish to the last frame's arrival
+    # (its own monotonic clock). Measured at the node, because delivery lags publishing: on a
+    # loaded machine the last frames arrive well after the test thread published them.
+    burst_s = time.monotonic() - stats.last_frame_age_s - started
     # Keep-last-1 DDS history may discard some frames before the callback; every frame the
     # node did receive was either processed or dropped (overwritten in the mailbox).
-    assert stats.received >= 10
     assert stats.processed + stats.dropped == stats.received
-    # A queue would serve every received frame; the mailbox serves what the model can finish
-    # during the burst (it is measured: a loaded machine stretches it) plus the one in flight
-    # when the burst began and the newest waiting when it ended.
+    # A queue would serve every received frame; the mailbox serves at most the frames the
+    # model (delay_s each) can start while frames arrive, int(burst_s / delay_s) + 1, plus
+    # the newest waiting when the last arrived. More must arrive than that, or the burst did
+    # not outrun the model and proved nothing.
     served_at_most = int(burst_s / delay_s) + 2
     assert stats.processed <= served_at_most < stats.received, (stats, burst_s)
     assert stats.dropped >= stats.received - served_at_most
@@ -261,11 +264,12 @@ def test_critical_thermal_level_throttles_and_the_diagnostics_say_so(start, mode
         return None
 
     assert wait_until(lambda: latest('thermal') is not None
-                      and latest('thermal').level == DiagnosticStatus.ERROR, 5.0)
+                      and latest('thermal').level == DiagnosticStatus.ERROR, 10.0)
     assert 'halved' in latest('thermal').message
     assert wait_until(lambda: {kv.key: kv.value for kv in latest('model tiny').values}
-                      .get('throttled') == 'true', 5.0)
-    assert harness.node._is_throttled()
+                      .get('throttled') == 'true', 10.0)
+    # A waited check: the reading goes stale after three polls of a held-up thermal thread.
+    assert wait_until(harness.node._is_throttled, 10.0)
     set_temp(root, 0, 40000)
-    assert wait_until(lambda: latest('thermal').level == DiagnosticStatus.OK, 5.0)
-    assert wait_until(lambda: not harness.node._is_throttled(), 5.0)
+    assert wait_until(lambda: latest('thermal').level == DiagnosticStatus.OK, 10.0)
+    assert wait_until(lambda: not harness.node._is_throttled(), 10.0)

@@ -23,6 +23,10 @@ from gps_denied_inference.thermal import (
 )
 
 OK, WARN, CRITICAL = ThermalLevel.OK, ThermalLevel.WARN, ThermalLevel.CRITICAL
+# The thread tests poll every 10 ms, so the default limit (three periods) would hand out a
+# snapshot as stale after a 30 ms stall of the test process; staleness itself is tested with
+# an injected clock.
+STALE_AFTER_S = 60.0
 
 
 def read(root, **config):
@@ -207,7 +211,8 @@ def test_refresh_reads_now_on_the_callers_thread(tmp_path):
 
 def test_the_publisher_thread_starts_updates_and_stops_cleanly(tmp_path):
     orin_tree(tmp_path)
-    publisher = ThermalStatePublisher(ThermalZoneReader(ThermalConfig(str(tmp_path))), 0.01)
+    publisher = ThermalStatePublisher(ThermalZoneReader(ThermalConfig(str(tmp_path))), 0.01,
+                                      stale_after_s=STALE_AFTER_S)
     before = len(publisher_threads())
     publisher.start()
     publisher.start()  # idempotent: still one thread
@@ -229,7 +234,8 @@ def test_the_publisher_thread_starts_updates_and_stops_cleanly(tmp_path):
 
 def test_the_publisher_is_a_context_manager_and_can_start_again(tmp_path):
     orin_tree(tmp_path)
-    publisher = ThermalStatePublisher(ThermalZoneReader(ThermalConfig(str(tmp_path))), 0.01)
+    publisher = ThermalStatePublisher(ThermalZoneReader(ThermalConfig(str(tmp_path))), 0.01,
+                                      stale_after_s=STALE_AFTER_S)
     before = len(publisher_threads())
     with publisher as running:
         assert running is publisher and publisher.is_running
@@ -271,7 +277,7 @@ def test_a_failing_read_is_recorded_and_the_poller_keeps_going(tmp_path, caplog)
 def test_a_publisher_thread_survives_failing_reads(tmp_path):
     orin_tree(tmp_path)
     reader = FlakyReader(ThermalConfig(str(tmp_path)), failing_calls={1, 2, 3})
-    with ThermalStatePublisher(reader, 0.01) as publisher:
+    with ThermalStatePublisher(reader, 0.01, stale_after_s=STALE_AFTER_S) as publisher:
         wait_until(lambda: publisher.latest().is_telemetry_available)
         assert publisher.is_running and reader.calls >= 4
 
