@@ -9,6 +9,8 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
+from gps_denied_inference.lifecycle_client import LifecycleClient
+
 
 class _ProbeNode(LifecycleNode):
     def __init__(self, context):
@@ -31,7 +33,11 @@ def test_lifecycle_configure_through_the_change_state_service(ros_context):
     try:
         change = client_node.create_client(ChangeState, '/environment_probe/change_state')
         get = client_node.create_client(GetState, '/environment_probe/get_state')
-        assert change.wait_for_service(timeout_sec=10.0)
+        # Discovered is not answerable: Fast DDS drops a response to a client whose response
+        # reader the server has not matched yet ('client will not receive response'). A
+        # get_state round trip from clients created after ours shows the server has matched
+        # ours too: one participant's endpoints are announced, and matched, in creation order.
+        assert LifecycleClient(client_node, '/environment_probe').wait_for_services(30.0)
         request = ChangeState.Request()
         request.transition.id = Transition.TRANSITION_CONFIGURE
         response = change.call(request, timeout_sec=10.0)

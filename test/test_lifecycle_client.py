@@ -69,7 +69,7 @@ def test_services_that_are_discovered_but_never_answer_are_not_ready(ros_context
         started = time.monotonic()
         assert not client.wait_for_services(3.0)
         elapsed = time.monotonic() - started
-        assert 2.5 <= elapsed < 10.0, elapsed
+        assert 2.5 <= elapsed < 30.0, elapsed
         assert client.state(0.5) is None
     finally:
         silent.destroy_node()
