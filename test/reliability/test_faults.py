@@ -105,8 +105,8 @@ def test_persistent_fault_raises_the_model_to_error_and_recovers(start, model, f
         assert wait_until(lambda n=i: _stats(harness).failed == n + 1, 10.0)
         if i == threshold - 2:
             # One frame short of the threshold: a WARN (for one period), never an ERROR.
-            assert wait_until(lambda m=mark: _reported_since(harness, m, DiagnosticStatus.WARN,
-                                                             failed=threshold - 1), 10.0)
+            assert wait_until(lambda m=mark: _reported_since(
+                harness, m, DiagnosticStatus.WARN, 'frame(s) failed', failed=threshold - 1), 10.0)
             assert not _reported_since(harness, first, DiagnosticStatus.ERROR,
                                        'persistent fault')
     assert wait_until(lambda: _model_status(
