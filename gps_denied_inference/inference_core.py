@@ -19,6 +19,7 @@ from gps_denied_inference.memory import (
     execution_need,
     MemoryBudget,
     MemoryNeed,
+    results_need,
     weights_need,
 )
 from gps_denied_inference.node_config import NodeConfig
@@ -98,19 +99,30 @@ class InferenceCore:
         return self.models
 
     def activate(self) -> None:
-        """Refuse before allocating if execution memory does not fit; then prepare all."""
+        """Refuse before allocating if execution memory does not fit; then prepare all.
+
+        Execution is the runtime's activations and I/O buffers plus the worker's results in
+        flight (outputs handed to the publishing thread), reserved here by the core.
+        """
         pending = [m for m in self.models if not m.prepared]
-        self._refuse_unless_fits('execution', [(m.config.name, execution_need(m.manifest,
-                                                                              m.on_gpu))
-                                               for m in pending])
+        self._refuse_unless_fits('execution', [
+            (m.config.name, execution_need(m.manifest, m.on_gpu) + results_need(m.manifest))
+            for m in pending])
         for model in pending:
-            model.runtime.prepare_execution(model.handle)
+            results = f'{model.config.name}:results'
+            self.budget.reserve(results, results_need(model.manifest))
+            try:
+                model.runtime.prepare_execution(model.handle)
+            except BaseException:
+                self.budget.release(results)
+                raise
             model.prepared = True
 
     def cleanup(self) -> None:
         """Release every engine (idempotent); the budget ledger returns to zero."""
         errors = []
         for model in self.models:
+            self.budget.release(f'{model.config.name}:results')
             try:
                 model.runtime.release_engine(model.handle)
             except Exception as err:  # noqa: B902 - release the others, then report

@@ -108,6 +108,10 @@ class MemoryNeed:
         _byte_count('MemoryNeed.gpu_bytes', self.gpu_bytes)
         _byte_count('MemoryNeed.host_bytes', self.host_bytes)
 
+    def __add__(self, other: 'MemoryNeed') -> 'MemoryNeed':
+        """Both needs together, pool by pool."""
+        return MemoryNeed(self.gpu_bytes + other.gpu_bytes, self.host_bytes + other.host_bytes)
+
 
 @dataclass(frozen=True)
 class PoolSnapshot:
@@ -222,3 +226,13 @@ def execution_need(manifest: Manifest, on_gpu: bool) -> MemoryNeed:
         return MemoryNeed(gpu_bytes=memory.activation_bytes + memory.io_buffer_bytes,
                           host_bytes=memory.io_buffer_bytes)
     return MemoryNeed(host_bytes=memory.activation_bytes + memory.io_buffer_bytes)
+
+
+# Results the model worker holds besides the runtime's own buffers: one frame's outputs being
+# published while the next waits in the handoff (model_worker.py).
+RESULTS_IN_FLIGHT = 2
+
+
+def results_need(manifest: Manifest) -> MemoryNeed:
+    """Host copies of the outputs in flight between inference and publishing."""
+    return MemoryNeed(host_bytes=RESULTS_IN_FLIGHT * sum(t.max_nbytes for t in manifest.outputs))

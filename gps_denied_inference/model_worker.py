@@ -1,14 +1,21 @@
-"""One worker thread per model: newest frame -> decode -> preprocess -> infer -> publish.
+"""Two threads per model: newest frame -> decode -> preprocess -> infer, then -> publish.
 
 The subscription callback only calls submit(), which stores the frame in a one-slot mailbox;
-all work happens here, off the executor, so a slow model never blocks ROS callbacks. A bad
-frame or a failed inference is counted and reported; the worker always goes on.
+all work happens off the executor, so a slow model never blocks ROS callbacks. The inference
+thread hands each result to a publishing thread through a one-slot handoff and goes straight
+back to the model: checking, encoding and publishing one frame's outputs (about 1.5 ms of
+Python for a 480x640 float map) overlap the next inference instead of adding to it (measured:
+saturated throughput 0.90 x raw with both on one thread). The handoff blocks while the
+previous result is still being published, so results are never queued or dropped there, and
+they are published in frame order. A bad frame or a failed inference is counted and
+reported; the worker always goes on.
 """
 
 from dataclasses import dataclass
+import queue
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -37,6 +44,8 @@ class Frame:
 
 Outputs = Dict[str, np.ndarray]
 PublishFn = Callable[[Any, Outputs, bool], None]
+# One inferred frame on its way to the publishing thread: the frame and its outputs.
+_Result = Tuple[Frame, Outputs]
 
 
 class ModelWorker:
@@ -51,32 +60,44 @@ class ModelWorker:
         self._warn = warn
         self._is_throttled = is_throttled
         self._mailbox: FrameMailbox[Frame] = FrameMailbox()
+        self._results: 'queue.Queue[Optional[_Result]]' = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._publishing: Optional[threading.Thread] = None
 
     def submit(self, frame: Frame) -> None:
         """Store the newest frame; an overwritten, unprocessed frame counts as dropped."""
         self.stats.on_received(self._mailbox.put(frame))
 
     def start(self) -> None:
-        """Start the worker thread."""
-        self._thread = threading.Thread(target=self._run, name=f'worker-{self.model.config.name}',
-                                        daemon=True)
+        """Start the inference and publishing threads."""
+        name = self.model.config.name
+        self._publishing = threading.Thread(target=self._publish_results,
+                                            name=f'publisher-{name}', daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f'worker-{name}', daemon=True)
+        self._publishing.start()
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> bool:
-        """Stop after the frame in progress; a pending frame counts as dropped."""
+        """Stop after the frame in progress is published; a pending frame counts as dropped."""
         self._stop.set()
         if self._mailbox.clear():
             self.stats.on_dropped()
         self._mailbox.close()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            return not self._thread.is_alive()
-        return True
+        deadline = time.monotonic() + timeout_s
+        for thread in (self._thread, self._publishing):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread is not None and thread.is_alive()
+                       for thread in (self._thread, self._publishing))
 
     def process(self, frame: Frame) -> bool:
-        """Run one frame end to end; return True when its outputs were published."""
+        """Run one frame end to end on the calling thread; True when its outputs were published."""
+        outputs = self._infer(frame)
+        return outputs is not None and self._deliver(frame, outputs)
+
+    def _infer(self, frame: Frame) -> Optional[Outputs]:
+        """Decode, preprocess and infer one frame; None (counted, warned) when it failed."""
         name = self.model.config.name
         try:
             image = decode_image(frame.encoding, frame.height, frame.width, frame.step,
@@ -84,37 +105,53 @@ class ModelWorker:
         except ImageRejectedError as err:
             self.stats.on_rejected(err.reason, f'rejected frame: {err}')
             self._warn(f'model {name}: rejected input frame: {err}')
-            return False
+            return None
         try:
             tensor = preprocess(image, self.model.contract)
-            outputs = self.model.runtime.infer(self.model.handle,
-                                               {self.model.input_name: tensor})
+            return self.model.runtime.infer(self.model.handle, {self.model.input_name: tensor})
         except InferenceError as err:
             self.stats.on_failed(f'inference failed: {err}')
             self._warn(f'model {name}: inference failed, frame dropped: {err}')
-            return False
         except Exception as err:  # noqa: B902 - a fault in one frame must not kill the worker
             self.stats.on_failed(f'{type(err).__name__}: {err}')
             self._warn(f'model {name}: unexpected fault, frame dropped: '
                        f'{type(err).__name__}: {err}')
+        return None
+
+    def _deliver(self, frame: Frame, outputs: Outputs) -> bool:
+        """Flag NaN/Inf, publish with the frame's header, count; True when published."""
+        name = self.model.config.name
+        try:
+            nonfinite = any(count_nonfinite(array) for array in outputs.values())
+            if nonfinite:
+                self._warn(f'model {name}: output contains NaN or Inf; published and flagged')
+            self._publish(frame.header, outputs, nonfinite)
+        except Exception as err:  # noqa: B902 - e.g. a publish failure during shutdown
+            self.stats.on_failed(f'{type(err).__name__}: {err}')
+            self._warn(f'model {name}: fault while publishing: {err}')
             return False
-        nonfinite = any(count_nonfinite(array) for array in outputs.values())
-        if nonfinite:
-            self._warn(f'model {name}: output contains NaN or Inf; published and flagged')
-        self._publish(frame.header, outputs, nonfinite)
         self.stats.on_processed(time.monotonic() - frame.received_at, nonfinite)
         return True
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            frame = self._mailbox.take(timeout_s=0.1)
-            if frame is None:
-                continue
-            started = time.monotonic()
-            try:
-                self.process(frame)
-            except Exception as err:  # noqa: B902 - e.g. a publish failure during shutdown
-                self.stats.on_failed(f'{type(err).__name__}: {err}')
-                self._warn(f'model {self.model.config.name}: fault while publishing: {err}')
-            if self._is_throttled():
-                self._stop.wait(time.monotonic() - started)
+        try:
+            while not self._stop.is_set():
+                frame = self._mailbox.take(timeout_s=0.1)
+                if frame is None:
+                    continue
+                started = time.monotonic()
+                outputs = self._infer(frame)
+                if outputs is not None:
+                    self._results.put((frame, outputs))
+                if self._is_throttled():
+                    self._stop.wait(time.monotonic() - started)
+        finally:
+            self._results.put(None)
+
+    def _publish_results(self) -> None:
+        """Publish handed-off results in order until the inference thread says it is done."""
+        while True:
+            result = self._results.get()
+            if result is None:
+                return
+            self._deliver(*result)

@@ -47,7 +47,11 @@ class InferenceRuntime(Protocol):
 
     def infer(self, handle: EngineHandle,
               inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """Run one inference on named arrays; failures raise InferenceError."""
+        """Run one inference on named arrays; failures raise InferenceError.
+
+        The returned arrays belong to the caller, never views of buffers the next call reuses:
+        the node publishes them on another thread while the next inference runs.
+        """
 
     def release_engine(self, handle: EngineHandle) -> None:
         """Free everything the handle holds and its reservations; idempotent."""

@@ -62,6 +62,31 @@ def test_configure_activate_cleanup_returns_the_budget_to_zero(tmp_path):
     assert core.budget.is_empty() and core.models == []
 
 
+def test_activate_reserves_the_results_in_flight_and_cleanup_releases_them(tmp_path):
+    core = InferenceCore(config_for({'a': make_sealed_onnx(tmp_path, 'a.onnx')}))
+    [model] = core.configure()
+    assert 'a:results' not in core.budget.host.reservations()
+    core.activate()
+    assert core.budget.host.reservations()['a:results'] == 2 * model.manifest.outputs[0].max_nbytes
+    core.cleanup()
+    assert core.budget.is_empty()
+
+
+def test_a_failed_prepare_releases_the_results_reservation(tmp_path):
+    core = InferenceCore(config_for({'a': make_sealed_onnx(tmp_path, 'a.onnx')}))
+    [model] = core.configure()
+
+    def refuse(handle):
+        raise EngineLoadError('injected prepare failure')
+    model.runtime.prepare_execution = refuse
+    with pytest.raises(EngineLoadError):
+        core.activate()
+    assert set(core.budget.host.reservations()) == {'a:weights'}
+    assert not model.prepared
+    core.cleanup()
+    assert core.budget.is_empty()
+
+
 def test_every_gate_passes_before_any_strategy_is_created(tmp_path):
     good = make_sealed_onnx(tmp_path, 'good.onnx')
     bad = make_sealed_onnx(tmp_path, 'bad.onnx')

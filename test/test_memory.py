@@ -7,12 +7,14 @@ from artifacts import plan_manifest
 import pytest
 
 from gps_denied_inference.errors import OutOfMemoryError
-from gps_denied_inference.manifest import MemoryPrediction
+from gps_denied_inference.manifest import MemoryPrediction, TensorSpec
 from gps_denied_inference.memory import (
     execution_need,
     MemoryBudget,
     MemoryLedger,
     MemoryNeed,
+    RESULTS_IN_FLIGHT,
+    results_need,
     weights_need,
 )
 
@@ -353,6 +355,21 @@ def test_needs_come_from_the_manifest_prediction(on_gpu, weights, execution):
     manifest = plan_manifest(memory=MEMORY)
     assert weights_need(manifest, on_gpu) == weights
     assert execution_need(manifest, on_gpu) == execution
+
+
+def test_results_in_flight_are_host_copies_of_every_output():
+    two_outputs = plan_manifest(tensors=(
+        TensorSpec('image', 'input', 'float32', (1, 1, 480, 640)),
+        TensorSpec('keypoints', 'output', 'float32', (1, 1, 480, 640)),
+        TensorSpec('descriptors', 'output', 'float16', (1, 256, 60, 80))))
+    per_frame = 4 * 480 * 640 + 2 * 256 * 60 * 80
+    assert results_need(two_outputs) == MemoryNeed(host_bytes=RESULTS_IN_FLIGHT * per_frame)
+    assert RESULTS_IN_FLIGHT == 2
+
+
+def test_needs_add_pool_by_pool():
+    assert (MemoryNeed(gpu_bytes=1, host_bytes=2) + MemoryNeed(gpu_bytes=10, host_bytes=20)
+            == MemoryNeed(gpu_bytes=11, host_bytes=22))
 
 
 def test_an_engine_that_fits_its_weights_but_not_its_execution_is_refused_at_execution():

@@ -1,0 +1,186 @@
+"""ModelWorker without ROS: a real ONNX Runtime model, a recording publish function.
+
+The worker's promise: results are published in frame order with their own header, every
+received frame is accounted for, publishing one frame overlaps inferring the next, and the
+handoff between the two never queues or drops a result.
+"""
+
+import threading
+from types import SimpleNamespace
+
+from artifacts import make_sealed_onnx
+from node_harness import wait_until
+import numpy as np
+import pytest
+
+from gps_denied_inference.inference_core import InferenceCore
+from gps_denied_inference.model_stats import ModelStats
+from gps_denied_inference.model_worker import Frame, ModelWorker
+from gps_denied_inference.node_config import node_config_from_values
+
+WAIT_S = 30.0
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    """The tiny model (`image` 1x1x16x16 -> `doubled`), configured and activated."""
+    path = make_sealed_onnx(tmp_path, 'tiny.onnx', height=16, width=16)
+    core = InferenceCore(node_config_from_values({
+        'models': ['tiny'], 'tiny.engine_path': str(path), 'tiny.input_topic': '/camera',
+        'tiny.runtime': 'onnxruntime'}))
+    [model] = core.configure()
+    core.activate()
+    yield model
+    core.cleanup()
+
+
+def frame(index, value=None):
+    """A 16x16 mono8 frame filled with `value` (default: its index), header frame_id f<index>."""
+    pixels = np.full((16, 16), index if value is None else value, dtype=np.uint8)
+    return Frame(header=SimpleNamespace(frame_id=f'f{index}'), encoding='mono8', height=16,
+                 width=16, step=16, is_bigendian=0, data=pixels.tobytes(), received_at=0.0)
+
+
+class Recorder:
+    """A publish function recording (frame_id, first output value); it can be held."""
+
+    def __init__(self):
+        self.published = []
+        self.release = threading.Event()
+        self.release.set()
+        self.fail_on = None
+
+    def __call__(self, header, outputs, nonfinite):
+        self.release.wait(WAIT_S)
+        if header.frame_id == self.fail_on:
+            raise RuntimeError('publisher is gone')
+        self.published.append((header.frame_id, float(outputs['doubled'].flat[0])))
+
+
+class GatedRuntime:
+    """The real runtime; infer records that it started and can be held until released."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.started = []
+        self.started_event = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def infer(self, handle, inputs):
+        self.started.append(float(inputs['image'].flat[0]))
+        self.started_event.set()
+        self.release.wait(WAIT_S)
+        return self._inner.infer(handle, inputs)
+
+
+def start(model, publish, **kwargs):
+    stats = ModelStats()
+    warnings = []
+    worker = ModelWorker(model, stats, publish=publish, warn=warnings.append, **kwargs)
+    worker.start()
+    return worker, stats, warnings
+
+
+def test_each_frame_is_published_in_order_with_its_own_header_and_pixels(loaded):
+    recorder = Recorder()
+    worker, stats, warnings = start(loaded, recorder)
+    try:
+        for index in range(1, 21):
+            worker.submit(frame(index))
+            assert wait_until(lambda i=index: len(recorder.published) == i, WAIT_S)
+        assert recorder.published == [(f'f{i}', pytest.approx(2 * i / 255)) for i in
+                                       range(1, 21)]
+        assert wait_until(lambda: stats.snapshot().processed == 20, WAIT_S)
+        assert (stats.snapshot().received, stats.snapshot().dropped) == (20, 0)
+        assert warnings == []
+    finally:
+        assert worker.stop()
+
+
+def test_publishing_a_frame_overlaps_inferring_the_next(loaded):
+    """While frame 1's publish is held, frame 2's inference runs (it would deadlock serially)."""
+    runtime = GatedRuntime(loaded.runtime)
+    loaded.runtime = runtime
+    recorder = Recorder()
+    recorder.release.clear()
+    worker, stats, _ = start(loaded, recorder)
+    try:
+        worker.submit(frame(1))
+        assert wait_until(lambda: len(runtime.started) == 1, WAIT_S)
+        runtime.started_event.clear()
+        worker.submit(frame(2))
+        # Frame 1 is being published (held); frame 2 must reach the model meanwhile.
+        assert runtime.started_event.wait(WAIT_S), 'inference waited for publishing'
+        assert recorder.published == []
+        recorder.release.set()
+        assert wait_until(lambda: len(recorder.published) == 2, WAIT_S)
+        assert [frame_id for frame_id, _ in recorder.published] == ['f1', 'f2']
+    finally:
+        recorder.release.set()
+        assert worker.stop()
+
+
+def test_a_held_publisher_backs_up_into_the_mailbox_not_a_queue(loaded):
+    """Results are never dropped or queued past the handoff; newer frames drop, counted."""
+    runtime = GatedRuntime(loaded.runtime)
+    loaded.runtime = runtime
+    recorder = Recorder()
+    recorder.release.clear()
+    worker, stats, _ = start(loaded, recorder)
+    try:
+        worker.submit(frame(1))
+        assert wait_until(lambda: len(runtime.started) == 1, WAIT_S)
+        worker.submit(frame(2))
+        assert wait_until(lambda: len(runtime.started) == 2, WAIT_S)
+        # Frame 1 publishing (held), frame 2 inferred and waiting in the handoff; the worker
+        # blocks, so frames 3..9 overwrite each other in the mailbox and only 9 is left.
+        for index in range(3, 10):
+            worker.submit(frame(index))
+        assert stats.snapshot().dropped == 6
+        recorder.release.set()
+        assert wait_until(lambda: len(recorder.published) == 3, WAIT_S)
+        assert [frame_id for frame_id, _ in recorder.published] == ['f1', 'f2', 'f9']
+        assert runtime.started == [pytest.approx(i / 255) for i in (1, 2, 9)]
+        assert wait_until(lambda: stats.snapshot().processed == 3, WAIT_S)
+        snapshot = stats.snapshot()
+        assert snapshot.received == snapshot.processed + snapshot.dropped == 9
+    finally:
+        recorder.release.set()
+        assert worker.stop()
+
+
+def test_stop_publishes_the_frame_in_progress_and_counts_the_pending_one(loaded):
+    runtime = GatedRuntime(loaded.runtime)
+    loaded.runtime = runtime
+    runtime.release.clear()
+    recorder = Recorder()
+    worker, stats, _ = start(loaded, recorder)
+    worker.submit(frame(1))
+    assert wait_until(lambda: len(runtime.started) == 1, WAIT_S)
+    worker.submit(frame(2))
+    threading.Timer(0.2, runtime.release.set).start()
+    assert worker.stop()
+    assert [frame_id for frame_id, _ in recorder.published] == ['f1']
+    snapshot = stats.snapshot()
+    assert (snapshot.received, snapshot.processed, snapshot.dropped) == (2, 1, 1)
+
+
+def test_a_publish_failure_is_counted_and_the_next_frame_is_served(loaded):
+    recorder = Recorder()
+    recorder.fail_on = 'f2'
+    worker, stats, warnings = start(loaded, recorder)
+    try:
+        for index in (1, 2, 3):
+            worker.submit(frame(index))
+            assert wait_until(lambda i=index: stats.snapshot().processed
+                              + stats.snapshot().failed == i, WAIT_S)
+        assert [frame_id for frame_id, _ in recorder.published] == ['f1', 'f3']
+        snapshot = stats.snapshot()
+        assert (snapshot.processed, snapshot.failed) == (2, 1)
+        assert any('fault while publishing' in w and 'publisher is gone' in w for w in warnings)
+    finally:
+        assert worker.stop()
