@@ -52,6 +52,8 @@ except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 INPUT_DEPTH = 5
+# After the shutdown transition, how long the process keeps serving before it exits (_linger).
+SHUTDOWN_LINGER_S = 0.5
 REFUSALS = (ConfigError, EngineGateError, EngineLoadError, OutOfMemoryError)
 _LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
            'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
@@ -403,6 +405,19 @@ class InferenceNode(LifecycleNode):
             self.get_logger().error('autostart: activate did not succeed; staying inactive')
 
 
+def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:
+    """Keep the participant alive a moment after the shutdown transition.
+
+    The shutdown response has been written when the transition returns, but a reader in
+    another process may not have taken it yet: with the shared-memory transport the sample
+    lives in this process's segment, and a reliable resend needs this participant. A test
+    that exited at once saw its shutdown call fail once in a full suite run.
+    """
+    deadline = time.monotonic() + seconds
+    while rclpy.ok() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=max(0.0, deadline - time.monotonic()))
+
+
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node alone (`ros2 run gps_denied_inference inference_node`).
 
@@ -417,6 +432,7 @@ def main(args: Optional[List[str]] = None) -> int:
     executor.add_node(node)
     try:
         executor.spin_until_future_complete(node.finalized)
+        _linger(executor, SHUTDOWN_LINGER_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
