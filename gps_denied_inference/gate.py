@@ -3,7 +3,9 @@
 ROS-free and GPU-free on purpose (it imports no tensorrt, pycuda or onnxruntime): it reads
 the file, its two sidecars and at most the first bytes of a TensorRT plan, so a truncated,
 swapped, tampered or wrong-release artifact is refused before any GPU call. `validate`
-raises at the first failed check; `checks` runs every check for the `verify` report.
+raises at the first failed check; `admit` does the same and also returns the bytes it hashed,
+which the runtimes load (one read, one hash, nothing re-opened after the check); `checks` runs
+every check for the `verify` report.
 
 The plan-header check relies on what is publicly known of TensorRT's serialized engine,
 not on a documented format: a plan starts with the magic tag b'ftrt' (what torch_tensorrt
@@ -121,12 +123,14 @@ def plan_header_version(header: bytes) -> Tuple[int, int, int]:
 class _Inspection:
     """What earlier checks learned, for the later checks that depend on it."""
 
-    def __init__(self, path: Path, expected: GateExpectation) -> None:
+    def __init__(self, path: Path, expected: GateExpectation, keep_bytes: bool = False) -> None:
         self.path = path
         self.expected = expected
+        self.keep_bytes = keep_bytes
         self.file_ok = False
         self.sidecar_digest: Optional[str] = None
         self.digest: Optional[str] = None
+        self.data: Optional[bytes] = None
         self.manifest: Optional[Manifest] = None
 
     @property
@@ -184,7 +188,11 @@ def _check_digest(run: _Inspection) -> CheckResult:
     if not run.file_ok:
         return CheckResult('digest', SKIP, 'no readable file to digest')
     try:
-        run.digest = sha256_file(run.path)
+        if run.keep_bytes:
+            run.data = run.path.read_bytes()
+            run.digest = hashlib.sha256(run.data).hexdigest()
+        else:
+            run.digest = sha256_file(run.path)
     except OSError as err:
         return _fail('digest', 'a readable file', f'read error: {err}')
     if run.sidecar_digest is None:
@@ -303,7 +311,9 @@ def _check_plan_header(run: _Inspection) -> CheckResult:
                            f'{triple[0]}.x (known: '
                            f'{", ".join(str(m) for m in PLAN_HEADER_KNOWN_MAJORS)})')
     try:
-        embedded = plan_header_version(read_plan_header(run.path))
+        header = (run.data[:PLAN_HEADER_BYTES] if run.data is not None
+                  else read_plan_header(run.path))
+        embedded = plan_header_version(header)
     except OSError as err:
         return _fail('plan-header', 'a readable plan header', f'read error: {err}')
     except ValueError as err:
@@ -328,36 +338,31 @@ class EngineGate:
 
     def validate(self, path: PathLike, expected: GateExpectation) -> Manifest:
         """Run the checks in order; raise EngineGateError at the first FAIL, else the manifest."""
-        run = _Inspection(Path(path), expected)
+        return self._passed(_Inspection(Path(path), expected)).manifest
+
+    def admit(self, path: PathLike, expected: GateExpectation) -> Tuple[Manifest, bytes]:
+        """`validate`, reading the artifact once: the manifest and exactly the bytes hashed.
+
+        Runtimes load from these bytes rather than re-opening the file, so a file swapped or
+        altered after its digest was checked is never what gets deserialized, and the file is
+        read and hashed once instead of twice.
+        """
+        run = self._passed(_Inspection(Path(path), expected, keep_bytes=True))
+        return run.manifest, run.data
+
+    @staticmethod
+    def _passed(run: _Inspection) -> _Inspection:
         for check in _SEQUENCE:
             result = check(run)
             if result.failed:
-                raise EngineGateError(str(path), result.check, result.expected, result.found,
-                                      result.detail or None)
-        if run.manifest is None:  # unreachable: a passing 'manifest' check sets it
-            raise EngineGateError(str(path), 'manifest', 'a parsed manifest', 'none')
-        return run.manifest
+                raise EngineGateError(str(run.path), result.check, result.expected,
+                                      result.found, result.detail or None)
+        if run.manifest is None or (run.keep_bytes and run.data is None):
+            # Unreachable: passing 'manifest' and 'digest' checks set them.
+            raise EngineGateError(str(run.path), 'manifest', 'a parsed manifest', 'none')
+        return run
 
     def checks(self, path: PathLike, expected: GateExpectation) -> List[CheckResult]:
         """Run every check (later ones SKIP when what they need failed), for `verify`."""
         run = _Inspection(Path(path), expected)
         return [check(run) for check in _SEQUENCE]
-
-
-def read_gated_bytes(path: PathLike, manifest: Manifest) -> bytes:
-    """The artifact's bytes, refused unless they still have the digest the gate accepted.
-
-    Runtimes load from these bytes rather than re-opening the file, so a file swapped between
-    the gate and the load is caught, not deserialized.
-    """
-    try:
-        with open(path, 'rb') as stream:
-            data = stream.read()
-    except OSError as err:
-        raise EngineGateError(str(path), 'digest', 'a readable artifact', f'read error: {err}',
-                              'after the gate passed') from err
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != manifest.artifact_sha256:
-        raise EngineGateError(str(path), 'digest', f'sha256 {manifest.artifact_sha256}',
-                              f'sha256 {digest}', 'the file changed after the gate passed')
-    return data

@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Tuple, TYPE_CHECKING
 
 from gps_denied_inference.config import RuntimeConfig
 from gps_denied_inference.errors import ConfigError, InferenceError
-from gps_denied_inference.gate import EngineGate, GateExpectation, read_gated_bytes
+from gps_denied_inference.gate import EngineGate, GateExpectation
 from gps_denied_inference.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -53,12 +53,12 @@ class RuntimeBase:
         if expected.runtime != self.LABEL:
             raise ConfigError(f'model {name}: the {self.LABEL} strategy cannot load a '
                               f'{expected.runtime!r} artifact ({path})')
-        manifest = self._gate.validate(path, expected)
+        manifest, data = self._gate.admit(path, expected)
         with self._lock:
             if name in self._handles:
                 raise ConfigError(f'model {name}: an engine of that name is already loaded '
                                   f'({self._handles[name].path})')
-        return manifest, read_gated_bytes(path, manifest)
+        return manifest, data
 
     def _register(self, handle: Any) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
 """The gate refuses every crafted bad artifact at the right check, and passes good ones."""
 
 from dataclasses import replace
+import hashlib
 import os
 import subprocess
 import sys
@@ -84,6 +85,32 @@ def test_an_altered_artifact_fails_the_digest_check(tmp_path, damage):
     error = refusal(path, ORT)
     assert error.check == 'digest'
     assert str(path) in str(error) and sha256_file(path) in str(error)
+
+
+@pytest.mark.parametrize('damage', [_flip_byte, _truncate, _append])
+def test_admit_refuses_an_altered_artifact_at_the_same_check(tmp_path, damage):
+    path = make_sealed_onnx(tmp_path)
+    damage(path)
+    with pytest.raises(EngineGateError) as info:
+        EngineGate().admit(path, ORT)
+    assert info.value.check == 'digest' and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize('make, expected', [(make_sealed_onnx, ORT), (make_sealed_plan, TRT)])
+def test_admit_returns_the_manifest_and_exactly_the_bytes_it_hashed(tmp_path, make, expected):
+    path = make(tmp_path)
+    manifest, data = EngineGate().admit(path, expected)
+    assert manifest == EngineGate().validate(path, expected)
+    assert data == path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == manifest.artifact_sha256
+
+
+def test_admit_checks_the_plan_header_of_the_bytes_it_returns(tmp_path, monkeypatch):
+    """The header comes from the admitted bytes: the file is not opened again for it."""
+    path = make_sealed_plan(tmp_path)
+    monkeypatch.setattr(gate_module, 'read_plan_header', lambda _: pytest.fail('re-read'))
+    manifest, data = EngineGate().admit(path, TRT)
+    assert plan_header_version(data[:gate_module.PLAN_HEADER_BYTES]) == (10, 3, 0)
 
 
 def test_an_artifact_swapped_for_another_model_fails_the_digest_check(tmp_path):
