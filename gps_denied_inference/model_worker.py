@@ -49,7 +49,7 @@ _Result = Tuple[Frame, Outputs]
 
 
 class ModelWorker:
-    """Runs one model on the newest frame, on its own thread, until stopped."""
+    """Runs one model on the newest frame, on its own two threads, until stopped."""
 
     def __init__(self, model: LoadedModel, stats: ModelStats, publish: PublishFn,
                  warn: Callable[[str], None],
