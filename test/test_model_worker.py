@@ -85,6 +85,18 @@ def start(model, publish, **kwargs):
     return worker, stats, warnings
 
 
+def start_with_frame_1_held_in_publishing(loaded):
+    """A worker whose publisher holds every frame; frame 1 submitted, its inference started."""
+    runtime = GatedRuntime(loaded.runtime)
+    loaded.runtime = runtime
+    recorder = Recorder()
+    recorder.release.clear()
+    worker, stats, _ = start(loaded, recorder)
+    worker.submit(frame(1))
+    assert wait_until(lambda: len(runtime.started) == 1, WAIT_S)
+    return runtime, recorder, worker, stats
+
+
 def test_each_frame_is_published_in_order_with_its_own_header_and_pixels(loaded):
     recorder = Recorder()
     worker, stats, warnings = start(loaded, recorder)
@@ -103,14 +115,8 @@ def test_each_frame_is_published_in_order_with_its_own_header_and_pixels(loaded)
 
 def test_publishing_a_frame_overlaps_inferring_the_next(loaded):
     """While frame 1's publish is held, frame 2's inference runs (it would deadlock serially)."""
-    runtime = GatedRuntime(loaded.runtime)
-    loaded.runtime = runtime
-    recorder = Recorder()
-    recorder.release.clear()
-    worker, stats, _ = start(loaded, recorder)
+    runtime, recorder, worker, stats = start_with_frame_1_held_in_publishing(loaded)
     try:
-        worker.submit(frame(1))
-        assert wait_until(lambda: len(runtime.started) == 1, WAIT_S)
         runtime.started_event.clear()
         worker.submit(frame(2))
         # Frame 1 is being published (held); frame 2 must reach the model meanwhile.
@@ -126,14 +132,8 @@ def test_publishing_a_frame_overlaps_inferring_the_next(loaded):
 
 def test_a_held_publisher_backs_up_into_the_mailbox_not_a_queue(loaded):
     """Results are never dropped or queued past the handoff; newer frames drop, counted."""
-    runtime = GatedRuntime(loaded.runtime)
-    loaded.runtime = runtime
-    recorder = Recorder()
-    recorder.release.clear()
-    worker, stats, _ = start(loaded, recorder)
+    runtime, recorder, worker, stats = start_with_frame_1_held_in_publishing(loaded)
     try:
-        worker.submit(frame(1))
-        assert wait_until(lambda: len(runtime.started) == 1, WAIT_S)
         worker.submit(frame(2))
         assert wait_until(lambda: len(runtime.started) == 2, WAIT_S)
         # Frame 1 publishing (held), frame 2 inferred and waiting in the handoff; the worker
