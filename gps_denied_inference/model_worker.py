@@ -3,12 +3,13 @@
 The subscription callback only calls submit(), which stores the frame in a one-slot mailbox;
 all work happens off the executor, so a slow model never blocks ROS callbacks. The inference
 thread hands each result to a publishing thread through a one-slot handoff and goes straight
-back to the model: checking, encoding and publishing one frame's outputs (about 1.5 ms of
-Python for a 480x640 float map) overlap the next inference instead of adding to it (measured:
-saturated throughput 0.90 x raw with both on one thread). The handoff blocks while the
-previous result is still being published, so results are never queued or dropped there, and
-they are published in frame order. A bad frame or a failed inference is counted and
-reported; the worker always goes on.
+back to the model: checking, encoding and publishing one frame's outputs (about 1.3 ms of
+Python for 5.9 MiB of outputs) overlap the next inference instead of adding to it, which
+matters most where the model runs on the GPU (on this CPU-only VM the gain is inside the run
+to run noise; README, "Benchmark"). The handoff blocks while the previous result is still
+being published, so results are never queued or dropped there, and they are published in
+frame order. A bad frame or a failed inference is counted and reported; the worker always
+goes on.
 """
 
 from dataclasses import dataclass
@@ -90,11 +91,6 @@ class ModelWorker:
                 thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread is not None and thread.is_alive()
                        for thread in (self._thread, self._publishing))
-
-    def process(self, frame: Frame) -> bool:
-        """Run one frame end to end on the calling thread; True when its outputs were published."""
-        outputs = self._infer(frame)
-        return outputs is not None and self._deliver(frame, outputs)
 
     def _infer(self, frame: Frame) -> Optional[Outputs]:
         """Decode, preprocess and infer one frame; None (counted, warned) when it failed."""
