@@ -47,6 +47,10 @@ def model_status(node: str, model: str, active: bool, runtime_label: str, digest
         ('rate_hz', f'{stats.rate_hz:.2f}'),
         ('latency_p50_ms', _ms(stats.latency_p50_ms)),
         ('latency_p95_ms', _ms(stats.latency_p95_ms)),
+        ('inference_p50_ms', _ms(stats.inference_p50_ms)),
+        ('inference_p95_ms', _ms(stats.inference_p95_ms)),
+        ('node_overhead_p50_ms', _ms(stats.node_overhead_p50_ms)),
+        ('node_overhead_p95_ms', _ms(stats.node_overhead_p95_ms)),
         ('last_error', stats.last_error or '-'),
         ('throttled', str(throttled).lower()),
     ]

@@ -1,10 +1,16 @@
-"""Per-model counters and latency windows that the diagnostics report."""
+"""Per-model counters and latency windows that the diagnostics report.
+
+Per published frame three times: latency (callback to published), inference (the runtime's
+infer call) and the node's own overhead (latency less inference: decode, preprocess, the wait
+for the publishing thread, NaN/Inf check, encoding, publish). The overhead is kept per frame,
+so its percentiles are of the node's own cost, not a difference of two percentiles.
+"""
 
 from collections import Counter, deque
 from dataclasses import dataclass
 import threading
 import time
-from typing import Deque, Dict, Optional
+from typing import Deque, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -28,6 +34,10 @@ class StatsSnapshot:
     latency_p95_ms: Optional[float]
     last_error: str
     last_frame_age_s: Optional[float]
+    inference_p50_ms: Optional[float] = None
+    inference_p95_ms: Optional[float] = None
+    node_overhead_p50_ms: Optional[float] = None
+    node_overhead_p95_ms: Optional[float] = None
 
 
 class ModelStats:
@@ -36,6 +46,8 @@ class ModelStats:
     def __init__(self, window: int = LATENCY_WINDOW) -> None:
         self._lock = threading.Lock()
         self._latencies_s: Deque[float] = deque(maxlen=window)
+        self._inference_s: Deque[float] = deque(maxlen=window)
+        self._overhead_s: Deque[float] = deque(maxlen=window)
         self._processed_at: Deque[float] = deque(maxlen=window)
         self._rejected: Counter = Counter()
         self.received = 0
@@ -65,13 +77,15 @@ class ModelStats:
             self._rejected[reason] += 1
             self.last_error = message
 
-    def on_processed(self, latency_s: float, nonfinite: bool) -> None:
-        """Count a frame whose outputs were published."""
+    def on_processed(self, latency_s: float, nonfinite: bool, inference_s: float) -> None:
+        """Count a frame whose outputs were published `latency_s` after its callback."""
         with self._lock:
             self.processed += 1
             self.consecutive_failures = 0
             self.nonfinite_frames += int(nonfinite)
             self._latencies_s.append(latency_s)
+            self._inference_s.append(inference_s)
+            self._overhead_s.append(latency_s - inference_s)
             self._processed_at.append(time.monotonic())
 
     def on_failed(self, message: str) -> None:
@@ -85,7 +99,9 @@ class ModelStats:
         """Copy the counters and compute rate and latency percentiles over the window."""
         with self._lock:
             now = time.monotonic()
-            latencies = np.array(self._latencies_s) * 1e3
+            latency = _percentiles_ms(self._latencies_s)
+            inference = _percentiles_ms(self._inference_s)
+            overhead = _percentiles_ms(self._overhead_s)
             stamps = list(self._processed_at)
             rate = 0.0
             if len(stamps) >= 2 and now - stamps[0] > 0:
@@ -97,8 +113,17 @@ class ModelStats:
                 rejected=sum(self._rejected.values()), rejected_by_reason=dict(self._rejected),
                 failed=self.failed, consecutive_failures=self.consecutive_failures,
                 nonfinite_frames=self.nonfinite_frames, rate_hz=rate,
-                latency_p50_ms=float(np.percentile(latencies, 50)) if latencies.size else None,
-                latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else None,
+                latency_p50_ms=latency[0], latency_p95_ms=latency[1],
                 last_error=self.last_error,
                 last_frame_age_s=(None if self._last_received_at is None
-                                  else now - self._last_received_at))
+                                  else now - self._last_received_at),
+                inference_p50_ms=inference[0], inference_p95_ms=inference[1],
+                node_overhead_p50_ms=overhead[0], node_overhead_p95_ms=overhead[1])
+
+
+def _percentiles_ms(window: Deque[float]) -> Tuple[Optional[float], Optional[float]]:
+    """(p50, p95) of a window of seconds, in ms; (None, None) when it is empty."""
+    if not window:
+        return None, None
+    values = np.array(window) * 1e3
+    return float(np.percentile(values, 50)), float(np.percentile(values, 95))

@@ -45,8 +45,9 @@ class Frame:
 
 Outputs = Dict[str, np.ndarray]
 PublishFn = Callable[[Any, Outputs, bool], None]
-# One inferred frame on its way to the publishing thread: the frame and its outputs.
-_Result = Tuple[Frame, Outputs]
+# One inferred frame on its way to the publishing thread: the frame, its outputs and the
+# seconds the runtime's infer call took.
+_Result = Tuple[Frame, Outputs, float]
 
 
 class ModelWorker:
@@ -92,8 +93,11 @@ class ModelWorker:
         return not any(thread is not None and thread.is_alive()
                        for thread in (self._thread, self._publishing))
 
-    def _infer(self, frame: Frame) -> Optional[Outputs]:
-        """Decode, preprocess and infer one frame; None (counted, warned) when it failed."""
+    def _infer(self, frame: Frame) -> Optional[Tuple[Outputs, float]]:
+        """Decode, preprocess and infer one frame; None (counted, warned) when it failed.
+
+        Returns the outputs and the seconds the runtime's infer call took.
+        """
         name = self.model.config.name
         try:
             image = decode_image(frame.encoding, frame.height, frame.width, frame.step,
@@ -104,7 +108,10 @@ class ModelWorker:
             return None
         try:
             tensor = preprocess(image, self.model.contract)
-            return self.model.runtime.infer(self.model.handle, {self.model.input_name: tensor})
+            started = time.monotonic()
+            outputs = self.model.runtime.infer(self.model.handle,
+                                               {self.model.input_name: tensor})
+            return outputs, time.monotonic() - started
         except InferenceError as err:
             self.stats.on_failed(f'inference failed: {err}')
             self._warn(f'model {name}: inference failed, frame dropped: {err}')
@@ -114,7 +121,7 @@ class ModelWorker:
                        f'{type(err).__name__}: {err}')
         return None
 
-    def _deliver(self, frame: Frame, outputs: Outputs) -> bool:
+    def _deliver(self, frame: Frame, outputs: Outputs, inference_s: float) -> bool:
         """Flag NaN/Inf, publish with the frame's header, count; True when published."""
         name = self.model.config.name
         try:
@@ -126,7 +133,7 @@ class ModelWorker:
             self.stats.on_failed(f'{type(err).__name__}: {err}')
             self._warn(f'model {name}: fault while publishing: {err}')
             return False
-        self.stats.on_processed(time.monotonic() - frame.received_at, nonfinite)
+        self.stats.on_processed(time.monotonic() - frame.received_at, nonfinite, inference_s)
         return True
 
     def _run(self) -> None:
@@ -136,9 +143,9 @@ class ModelWorker:
                 if frame is None:
                     continue
                 started = time.monotonic()
-                outputs = self._infer(frame)
-                if outputs is not None:
-                    self._results.put((frame, outputs))
+                inferred = self._infer(frame)
+                if inferred is not None:
+                    self._results.put((frame, *inferred))
                 if self._is_throttled():
                     self._stop.wait(time.monotonic() - started)
         finally:

@@ -12,7 +12,9 @@ def snap(**changes):
     fields = {'received': 10, 'processed': 10, 'dropped': 0, 'rejected': 0,
               'rejected_by_reason': {}, 'failed': 0, 'consecutive_failures': 0,
               'nonfinite_frames': 0, 'rate_hz': 30.0, 'latency_p50_ms': 5.0,
-              'latency_p95_ms': 9.0, 'last_error': '', 'last_frame_age_s': 0.01}
+              'latency_p95_ms': 9.0, 'last_error': '', 'last_frame_age_s': 0.01,
+              'inference_p50_ms': 4.0, 'inference_p95_ms': 8.0, 'node_overhead_p50_ms': 0.5,
+              'node_overhead_p95_ms': 0.75}
     fields.update(changes)
     return StatsSnapshot(**fields)
 
@@ -28,6 +30,7 @@ def test_healthy_model_is_ok_with_its_numbers():
     assert report.level == 'OK' and report.name == 'node: model m'
     assert values['frames_processed'] == '10' and values['engine_sha256'] == 'ab' * 6
     assert values['latency_p95_ms'] == '9.00'
+    assert values['inference_p50_ms'] == '4.00' and values['node_overhead_p95_ms'] == '0.75'
 
 
 def test_inactive_model_is_stale_not_ok():

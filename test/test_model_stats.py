@@ -12,7 +12,7 @@ def test_counts_and_percentiles():
     stats.on_received(dropped_previous=False)
     stats.on_received(dropped_previous=True)
     for ms in range(1, 101):
-        stats.on_processed(ms / 1000.0, nonfinite=(ms == 50))
+        stats.on_processed(ms / 1000.0, nonfinite=(ms == 50), inference_s=0.0)
     stats.on_rejected('encoding', 'bad encoding yuv422')
     stats.on_failed('boom')
     stats.on_failed('boom again')
@@ -29,13 +29,27 @@ def test_counts_and_percentiles():
 def test_success_resets_consecutive_failures():
     stats = ModelStats()
     stats.on_failed('x')
-    stats.on_processed(0.01, nonfinite=False)
+    stats.on_processed(0.01, nonfinite=False, inference_s=0.008)
     assert stats.snapshot().consecutive_failures == 0
 
 
 def test_empty_snapshot_has_no_latency():
     snap = ModelStats().snapshot()
     assert snap.latency_p50_ms is None and snap.rate_hz == 0.0 and snap.last_frame_age_s is None
+    assert snap.inference_p50_ms is None and snap.node_overhead_p95_ms is None
+
+
+def test_node_overhead_is_taken_per_frame_not_as_a_difference_of_percentiles():
+    stats = ModelStats()
+    # Slow frames carry slow inferences: the overhead is 1 ms on every frame.
+    for inference_ms in list(range(10, 30)) * 5:
+        stats.on_processed((inference_ms + 1) / 1000.0, nonfinite=False,
+                           inference_s=inference_ms / 1000.0)
+    snap = stats.snapshot()
+    assert snap.node_overhead_p50_ms == pytest.approx(1.0)
+    assert snap.node_overhead_p95_ms == pytest.approx(1.0)
+    assert snap.inference_p50_ms == pytest.approx(19.5)
+    assert snap.latency_p50_ms == pytest.approx(20.5)
 
 
 def test_concurrent_updates_are_not_lost():

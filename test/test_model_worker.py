@@ -5,7 +5,9 @@ received frame is accounted for, publishing one frame overlaps inferring the nex
 handoff between the two never queues or drops a result.
 """
 
+from dataclasses import replace
 import threading
+import time
 from types import SimpleNamespace
 
 from artifacts import make_sealed_onnx
@@ -182,5 +184,37 @@ def test_a_publish_failure_is_counted_and_the_next_frame_is_served(loaded):
         snapshot = stats.snapshot()
         assert (snapshot.processed, snapshot.failed) == (2, 1)
         assert any('fault while publishing' in w and 'publisher is gone' in w for w in warnings)
+    finally:
+        assert worker.stop()
+
+
+class SlowRuntime(GatedRuntime):
+    """The real runtime, at least `seconds` per infer call."""
+
+    def __init__(self, inner, seconds):
+        super().__init__(inner)
+        self.seconds = seconds
+
+    def infer(self, handle, inputs):
+        time.sleep(self.seconds)
+        return super().infer(handle, inputs)
+
+
+def test_inference_and_the_nodes_own_time_are_reported_apart(loaded):
+    """A 50 ms model behind a 30 ms publisher: inference >= 50, node overhead >= 30 per frame."""
+    loaded.runtime = SlowRuntime(loaded.runtime, 0.05)
+
+    def slow_publish(header, outputs, nonfinite):
+        time.sleep(0.03)
+
+    worker, stats, _ = start(loaded, slow_publish)
+    try:
+        for index in range(1, 4):
+            worker.submit(replace(frame(index), received_at=time.monotonic()))
+            assert wait_until(lambda i=index: stats.snapshot().processed == i, WAIT_S)
+        snapshot = stats.snapshot()
+        assert snapshot.inference_p50_ms >= 50.0
+        assert snapshot.node_overhead_p50_ms >= 30.0
+        assert snapshot.latency_p50_ms >= snapshot.inference_p50_ms + 30.0
     finally:
         assert worker.stop()
