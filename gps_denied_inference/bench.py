@@ -24,8 +24,9 @@ import time
 from typing import Any, Dict, List, Optional
 
 from gps_denied_inference import bench_report as report
-from gps_denied_inference.bench_frames import ALL_KINDS, FRAME_KINDS, OUTPUT_KINDS
+from gps_denied_inference.bench_frames import FRAME_KINDS
 from gps_denied_inference.bench_report import ISSUE7_KIND
+from gps_denied_inference.sealing import manifest_sidecar_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_FILE = ROOT / 'config' / 'fastdds_large_data.xml'
@@ -51,17 +52,22 @@ class Profile:
     saturated_seconds: float = 6.0
     overload_seconds: float = 60.0
     startup_cycles: int = 3
+    # The paired raw baseline timed right before each paced and saturated stream.
+    paired_raw_seconds: float = 1.5
+    paired_raw_min_iterations: int = 5
 
 
 FULL = Profile()
 QUICK = Profile(repeats=1, raw_seconds=1.0, raw_min_iterations=3, floor_frames=20,
                 e2e_seconds=1.5, e2e_min_frames=3, saturated_seconds=3.0,
-                overload_seconds=8.0, startup_cycles=2)
+                overload_seconds=8.0, startup_cycles=2, paired_raw_seconds=0.5,
+                paired_raw_min_iterations=3)
 # For the smoke test: every section runs and every number is produced, none is meaningful;
 # 10 frames per phase so a few lost best-effort frames still leave numbers to check.
 SMOKE = Profile(repeats=1, raw_seconds=0.2, raw_min_iterations=3, floor_frames=10,
                 e2e_seconds=0.2, e2e_min_frames=10, saturated_seconds=0.5,
-                overload_seconds=1.0, startup_cycles=1)
+                overload_seconds=1.0, startup_cycles=1, paired_raw_seconds=0.1,
+                paired_raw_min_iterations=2)
 
 
 def log(message: str) -> None:
@@ -160,19 +166,47 @@ def phase_frames(rate_hz: float, seconds: float, minimum: int) -> int:
     return max(minimum, int(round(rate_hz * seconds)))
 
 
+def e2e_rate_hz(raw: Dict[str, Any]) -> float:
+    """Paced streams: half the model's raw rate (nothing queues), at most the camera's 30 Hz."""
+    return min(CAMERA_RATE_HZ, 0.5 * raw['throughput_hz'])
+
+
+def return_topics(name: str) -> Dict[str, str]:
+    """{output: topic} the return floor sends model `name`'s outputs on."""
+    return {output: f'/bench/return/{name}/{output}' for output in OUTPUTS}
+
+
+def return_floor_plan(name: str, model_path: Path, raw: Dict[str, Any],
+                      profile: Profile) -> Dict[str, Any]:
+    """One model's outputs sent to the bare subscriber as the node sends them, at e2e pace."""
+    rate = e2e_rate_hz(raw)
+    return {'model': name, 'manifest': str(manifest_sidecar_path(model_path)),
+            'topics': return_topics(name), 'rate_hz': rate, 'repeats': profile.repeats,
+            'frames': phase_frames(rate, profile.e2e_seconds, profile.e2e_min_frames)}
+
+
 def node_plan(name: str, pid: int, raw: Dict[str, Any], profile: Profile, full: bool,
-              kinds: List[str]) -> Dict[str, Any]:
-    """The driver's plan for one node: start-up, e2e per frame kind, saturated, overload."""
+              kinds: List[str], model_path: Path) -> Dict[str, Any]:
+    """The driver's plan for one node: start-up, e2e per frame kind, saturated, overload.
+
+    Issue 7's paced streams (640x480 mono8) and the saturated streams are paired: the driver
+    times raw session.run right before each.
+    """
     raw_hz = raw['throughput_hz']
-    e2e_rate = min(CAMERA_RATE_HZ, 0.5 * raw_hz)
+    e2e_rate = e2e_rate_hz(raw)
     plan: Dict[str, Any] = {
         'node': f'bench_{name}', 'model': name, 'pid': pid,
         'input_topic': f'/bench/camera/{name}', 'outputs': list(OUTPUTS),
         'startup_cycles': profile.startup_cycles if full else 1,
         'settle_s': max(1.0, 3e-3 * raw['p95_ms']),
         'diagnostics_timeout_s': 10.0,
+        'raw_baseline': {'path': str(model_path),
+                         'manifest': str(manifest_sidecar_path(model_path)),
+                         'seconds': profile.paired_raw_seconds,
+                         'min_iterations': profile.paired_raw_min_iterations},
         'e2e': [{'kind': kind, 'rate_hz': e2e_rate, 'repeats': profile.repeats,
-                 'frames': phase_frames(e2e_rate, profile.e2e_seconds, profile.e2e_min_frames)}
+                 'frames': phase_frames(e2e_rate, profile.e2e_seconds, profile.e2e_min_frames),
+                 'paired': kind == ISSUE7_KIND}
                 for kind in kinds],
         'saturated': None, 'overload': None}
     if full:
@@ -188,17 +222,23 @@ def node_plan(name: str, pid: int, raw: Dict[str, Any], profile: Profile, full: 
 
 
 def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
-                raw: Dict[str, Dict[str, Any]], domain_id: int) -> Dict[str, Any]:
+                raw: Dict[str, Dict[str, Any]], paths: Dict[str, Path],
+                domain_id: int) -> Dict[str, Any]:
     """Every child process under one DDS setting; returns the driver's and subscriber's data."""
     out: Path = args.out
     logs = out / 'logs'
     logs.mkdir(parents=True, exist_ok=True)
     env = child_environment(setting, domain_id)
     python = sys.executable
-    # Issue 7's sections use the shipped setting; the default setting only runs issue 9's
-    # matrix with the demo model.
-    models = args.models if setting == 'shipped' else [args.models[0]]
-    floor_topics = {kind: f'/bench/floor/{kind}' for kind in ALL_KINDS}
+    # Issue 7's sections (return floors included) use the shipped setting; the default
+    # setting only runs issue 9's matrix with the demo model.
+    issue7 = setting == 'shipped'
+    models = args.models if issue7 else [args.models[0]]
+    floor_topics = {kind: f'/bench/floor/{kind}' for kind in FRAME_KINDS}
+    returns = ([return_floor_plan(name, paths[name], raw[name], profile) for name in models]
+               if issue7 else [])
+    subscribed = ([f'camera:{topic}' for topic in floor_topics.values()]
+                  + [f'output:{topic}' for step in returns for topic in step['topics'].values()])
     received_path = out / f'floor_{setting}.json'
     opened: List[Any] = []
 
@@ -209,7 +249,7 @@ def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
                                 stderr=stream, **kwargs)
 
     subscriber = spawn('bare_subscriber', [python, '-m', 'gps_denied_inference.bench_peers',
-                                           str(received_path), *floor_topics.values()],
+                                           str(received_path), *subscribed],
                        stdin=subprocess.PIPE)
     nodes = {name: spawn(f'node_{name}', [
         python, '-m', 'gps_denied_inference.node', '--ros-args', '--params-file',
@@ -219,10 +259,10 @@ def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
         'floor': [{'kind': kind, 'topic': topic, 'frames': profile.floor_frames,
                    'rate_hz': CAMERA_RATE_HZ, 'repeats': profile.repeats}
                   for kind, topic in floor_topics.items()],
-        'nodes': [node_plan(name, nodes[name].pid, raw[name], profile,
-                            full=setting == 'shipped',
+        'return_floor': returns,
+        'nodes': [node_plan(name, nodes[name].pid, raw[name], profile, full=issue7,
                             kinds=list(FRAME_KINDS) if name == args.models[0]
-                            else [ISSUE7_KIND])
+                            else [ISSUE7_KIND], model_path=paths[name])
                   for name in models]}
     plan_path, result_path = out / f'plan_{setting}.json', out / f'driver_{setting}.json'
     plan_path.write_text(json.dumps(plan, indent=1))
@@ -244,7 +284,8 @@ def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
         for stream in opened:
             stream.close()
     result = json.loads(result_path.read_text()) if result_path.exists() else {
-        'floor': [], 'nodes': {}, 'errors': [f'driver exited {driver_exit} without results']}
+        'floor': [], 'return_floor': {}, 'nodes': {},
+        'errors': [f'driver exited {driver_exit} without results']}
     received = json.loads(received_path.read_text()) if received_path.exists() else {}
     if not received:
         result['errors'].append(f'bare subscriber wrote no results (exit '
@@ -291,13 +332,17 @@ def summarise(args: argparse.Namespace, profile: Profile, raw: Dict[str, Any],
     models = {}
     shipped = settings.get('shipped')
     floor = floors.get('shipped', {}).get(ISSUE7_KIND)
-    output_floor = floors.get('shipped', {}).get(next(iter(OUTPUT_KINDS)))
     for name in args.models:
         node = shipped['nodes'].get(name) if shipped else None
         if node is None or floor is None or not node.get('e2e'):
             continue
+        returned = shipped['return_floor'].get(name)
+        return_floor = (report.delivery_summary(
+            report.return_floor_runs(returned, shipped['received'])) if returned else None)
+        if return_floor is not None:
+            return_floor['bytes_per_frame'] = returned['bytes_per_frame']
         overload = args.overload_seconds or profile.overload_seconds
-        models[name] = report.model_summary(raw[name], floor, node, overload, output_floor)
+        models[name] = report.model_summary(raw[name], floor, node, overload, return_floor)
     return {
         'meta': {
             'date_utc': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
@@ -404,7 +449,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     settings = {}
     for setting in args.settings:
         log(f'{setting}: running (ROS_DOMAIN_ID {domain_id})')
-        settings[setting] = run_setting(setting, args, profile, raw, domain_id)
+        settings[setting] = run_setting(setting, args, profile, raw,
+                                        {name: path for name, (path, _) in models.items()},
+                                        domain_id)
     results = summarise(args, profile, raw, settings)
     results['meta']['wall_s'] = time.monotonic() - started
     (args.out / 'results.json').write_text(json.dumps(results, indent=1))

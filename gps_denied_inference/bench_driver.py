@@ -1,29 +1,42 @@
 """The benchmark's camera and lifecycle manager, as its own process (one per DDS setting).
 
 `python -m gps_denied_inference.bench_driver PLAN.json OUT.json` runs the plan the benchmark
-wrote: stream frames to the bare subscriber (transport floor), then for each node process:
-configure/activate cycles (start-up), paced streams (end-to-end latency), streams faster
-than the model (saturated throughput) and the 2x overload with the node's RSS sampled. It
-records raw observations only (sent frame ids, per-frame latencies, node counters); the
-benchmark computes every statistic. The process inherits its DDS settings from its
-environment, so the benchmark can run it with the shipped profile or with defaults.
+wrote: stream frames to the bare subscriber (transport floor) and each model's set of
+outputs to it (return floor), then for each node process: configure/activate cycles
+(start-up), paced streams (end-to-end latency), streams faster than the model (saturated
+throughput) and the 2x overload with the node's RSS sampled. Right before each paced and
+saturated stream it times raw session.run in this process while the node is idle (the paired
+raw baseline). It records raw observations only (sent frame ids, per-frame latencies, node
+counters, raw latencies); the benchmark computes every statistic. The process inherits its
+DDS settings from its environment, so the benchmark can run it with the shipped profile or
+with defaults.
 """
 
 import json
 import os
+from pathlib import Path
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from gps_denied_inference.bench_cpu import busy_fraction, machine_cpu, process_cpu_s
-from gps_denied_inference.bench_frames import age_s, ALL_KINDS, frame_messages, restamp
+from gps_denied_inference.bench_frames import (
+    age_s,
+    FRAME_KINDS,
+    frame_messages,
+    output_messages,
+    restamp,
+)
 from gps_denied_inference.bench_ros import CAMERA_QOS, OUTPUT_QOS, SpunNode
 from gps_denied_inference.errors import GpsDeniedInferenceError
 from gps_denied_inference.memory_usage import current_rss_bytes
 
 COUNTERS = ('frames_received', 'frames_processed', 'frames_dropped', 'frames_rejected',
             'frames_failed')
+# What the node measures per published frame (over its last 300 frames), in ms.
+NODE_TIMES = ('latency_p50_ms', 'latency_p95_ms', 'inference_p50_ms', 'inference_p95_ms',
+              'node_overhead_p50_ms', 'node_overhead_p95_ms')
 MATCH_TIMEOUT_S = 20.0
 RSS_SAMPLE_PERIOD_S = 5.0
 WARMUP_FRAMES = 5
@@ -92,18 +105,28 @@ class DiagnosticsWatch:
             for status in array.status:
                 self._latest[status.name] = (now, {kv.key: kv.value for kv in status.values})
 
-    def counters(self, status_name: str, timeout_s: float) -> Dict[str, int]:
-        """The model's counters from a status that arrived after this call."""
+    def counters(self, status_name: str, timeout_s: float) -> Dict[str, Any]:
+        """The model's counters from a status that arrived after this call.
+
+        Under 'node_times': the node's own timings (None where it has none yet).
+        """
         asked = time.monotonic()
         deadline = asked + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
                 arrived, values = self._latest.get(status_name, (0.0, {}))
             if arrived > asked and all(key in values for key in COUNTERS):
-                return {key: int(values[key]) for key in COUNTERS}
+                counters: Dict[str, Any] = {key: int(values[key]) for key in COUNTERS}
+                counters['node_times'] = {key: _number(values.get(key)) for key in NODE_TIMES}
+                return counters
             time.sleep(0.05)
         raise GpsDeniedInferenceError(f'benchmark: no /diagnostics status {status_name!r} '
                                       f'arrived within {timeout_s:.0f} s')
+
+
+def _number(text: Optional[str]) -> Optional[float]:
+    """A diagnostic value as a float; None for '-' (no data) or a missing key."""
+    return None if text in (None, '-') else float(text)
 
 
 def wait_until(condition: Any, timeout_s: float) -> bool:
@@ -116,9 +139,34 @@ def wait_until(condition: Any, timeout_s: float) -> bool:
     return True
 
 
-def stream(publisher: Any, messages: List[Any], rate_hz: float, count: int,
-           label: str) -> Dict[str, Any]:
-    """Publish `count` frames at `rate_hz` on a fixed schedule (no catch-up bursts)."""
+Send = Callable[[int, str], None]
+
+
+def camera_sender(publisher: Any, messages: List[Any]) -> Send:
+    """Frame i: the pool's message i (cycled), stamped now with `frame_id`, published."""
+    def send(i: int, frame_id: str) -> None:
+        msg = messages[i % len(messages)]
+        restamp(msg, frame_id)
+        publisher.publish(msg)
+    return send
+
+
+def output_set_sender(pairs: List[Tuple[Any, Any]]) -> Send:
+    """Frame i: every (publisher, message) pair, one header, published back to back.
+
+    As the node sends one frame's outputs: same stamp and frame_id, in manifest order.
+    """
+    def send(_: int, frame_id: str) -> None:
+        first = pairs[0][1]
+        restamp(first, frame_id)
+        for publisher, msg in pairs:
+            msg.header = first.header
+            publisher.publish(msg)
+    return send
+
+
+def stream(send: Send, rate_hz: float, count: int, label: str) -> Dict[str, Any]:
+    """Send `count` frames at `rate_hz` on a fixed schedule (no catch-up bursts)."""
     period = 1.0 / rate_hz
     sent: List[str] = []
     start = time.monotonic()
@@ -129,15 +177,35 @@ def stream(publisher: Any, messages: List[Any], rate_hz: float, count: int,
             time.sleep(delay)
         elif delay < -period:
             next_at = time.monotonic()
-        msg = messages[i % len(messages)]
         frame_id = f'{label}/{i}'
-        restamp(msg, frame_id)
-        publisher.publish(msg)
+        send(i, frame_id)
         sent.append(frame_id)
         next_at += period
     elapsed = time.monotonic() - start
     return {'frame_ids': sent, 'rate_hz_offered': rate_hz,
             'rate_hz_achieved': (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0}
+
+
+class RawBaseline:
+    """The model's raw session.run in this process, timed on demand next to a node phase."""
+
+    def __init__(self, spec: Dict[str, Any], scene: Any) -> None:
+        from gps_denied_inference.bench_raw import create_session, preprocessed_input
+        from gps_denied_inference.manifest import Manifest
+
+        self.manifest = Manifest.from_json(Path(spec['manifest']).read_text())
+        self._tensor = preprocessed_input(self.manifest, scene)
+        self._session = create_session(spec['path'])
+        self._seconds = spec['seconds']
+        self._min_iterations = spec['min_iterations']
+        self.time()
+
+    def time(self) -> Dict[str, Any]:
+        """One tight loop: {latencies_s, throughput_hz, cpu_per_run_s}."""
+        from gps_denied_inference.bench_raw import timed_run
+
+        return timed_run(self._session, self.manifest, self._tensor, self._seconds,
+                         self._min_iterations)
 
 
 class Driver:
@@ -155,18 +223,20 @@ class Driver:
             'environment': {key: os.environ.get(key, '') for key in (
                 'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE',
                 'FASTDDS_BUILTIN_TRANSPORTS', 'ROS_DOMAIN_ID')},
-            'floor': [], 'nodes': {}, 'errors': []}
+            'floor': [], 'return_floor': {}, 'nodes': {}, 'errors': []}
 
     def messages(self, kind: str) -> List[Any]:
         """The pre-built frames of one kind (built once, outside any timed phase)."""
         if kind not in self._messages:
-            self._messages[kind] = frame_messages(self.scene, ALL_KINDS[kind])
+            self._messages[kind] = frame_messages(self.scene, FRAME_KINDS[kind])
         return self._messages[kind]
 
     def run(self) -> None:
-        """Transport floor first, then every node; a failure is recorded, not raised."""
+        """Transport floors first, then every node; a failure is recorded, not raised."""
         for step in self.plan.get('floor', []):
             self._guarded(f'floor {step["kind"]}', self.floor, step)
+        for step in self.plan.get('return_floor', []):
+            self._guarded(f'return floor {step["model"]}', self.return_floor, step)
         for node in self.plan.get('nodes', []):
             self._guarded(f'node {node["node"]}', self.node_section, node)
 
@@ -184,14 +254,39 @@ class Driver:
         matched = wait_until(lambda: publisher.get_subscription_count() > 0, MATCH_TIMEOUT_S)
         runs = []
         for repeat in range(spec['repeats']):
-            run = stream(publisher, self.messages(spec['kind']), spec['rate_hz'],
-                         spec['frames'], f'floor/{spec["kind"]}/{repeat}')
+            run = stream(camera_sender(publisher, self.messages(spec['kind'])),
+                         spec['rate_hz'], spec['frames'], f'floor/{spec["kind"]}/{repeat}')
             runs.append({'frame_ids': run['frame_ids'],
                          'rate_hz_achieved': run['rate_hz_achieved']})
             time.sleep(0.5)
         self.result['floor'].append({'kind': spec['kind'], 'topic': spec['topic'],
                                      'matched': matched, 'runs': runs})
         self.ros.node.destroy_publisher(publisher)
+
+    def return_floor(self, spec: Dict[str, Any]) -> None:
+        """One model's outputs, sized and sent as the node sends them, to the bare subscriber."""
+        from sensor_msgs.msg import Image
+
+        from gps_denied_inference.manifest import Manifest
+
+        manifest = Manifest.from_json(Path(spec['manifest']).read_text())
+        messages = output_messages(manifest)
+        pairs = [(self.ros.node.create_publisher(Image, spec['topics'][name], OUTPUT_QOS),
+                  messages[name]) for name in spec['topics']]
+        matched = wait_until(lambda: all(p.get_subscription_count() > 0 for p, _ in pairs),
+                             MATCH_TIMEOUT_S)
+        runs = []
+        for repeat in range(spec['repeats']):
+            run = stream(output_set_sender(pairs), spec['rate_hz'], spec['frames'],
+                         f'return/{spec["model"]}/{repeat}')
+            runs.append({'frame_ids': run['frame_ids'],
+                         'rate_hz_achieved': run['rate_hz_achieved']})
+            time.sleep(0.5)
+        self.result['return_floor'][spec['model']] = {
+            'topics': list(spec['topics'].values()), 'matched': matched, 'runs': runs,
+            'bytes_per_frame': sum(len(msg.data) for _, msg in pairs)}
+        for publisher, _ in pairs:
+            self.ros.node.destroy_publisher(publisher)
 
     def node_section(self, spec: Dict[str, Any]) -> None:
         """Start-up cycles, then e2e, saturated and overload streams; then shut it down."""
@@ -209,6 +304,7 @@ class Driver:
                                           f'{MATCH_TIMEOUT_S:.0f} s')
         collector = OutputCollector(self.ros, name, model, tuple(spec['outputs']))
         camera = self.ros.node.create_publisher(Image, spec['input_topic'], CAMERA_QOS)
+        raw = RawBaseline(spec['raw_baseline'], self.scene)
         try:
             self._startup(lifecycle, spec['startup_cycles'], record)
             if not wait_until(lambda: camera.get_subscription_count() > 0
@@ -223,12 +319,13 @@ class Driver:
                 for repeat in range(phase['repeats']):
                     record['e2e'].append(self._phase(
                         camera, collector, status, f'e2e/{phase["kind"]}/{repeat}',
-                        phase['kind'], phase['rate_hz'], phase['frames'], spec))
+                        phase['kind'], phase['rate_hz'], phase['frames'], spec,
+                        raw=raw if phase.get('paired') else None))
             saturated = spec.get('saturated')
             for repeat in range(saturated['repeats'] if saturated else 0):
                 record['saturated'].append(self._phase(
                     camera, collector, status, f'saturated/{repeat}', saturated['kind'],
-                    saturated['rate_hz'], saturated['frames'], spec))
+                    saturated['rate_hz'], saturated['frames'], spec, raw=raw))
             overload = spec.get('overload')
             if overload:
                 record['overload'] = self._phase(
@@ -261,9 +358,11 @@ class Driver:
 
     def _phase(self, camera: Any, collector: OutputCollector, status: str, label: str,
                kind: str, rate_hz: float, frames: int, spec: Dict[str, Any],
-               rss_pid: Optional[int] = None) -> Dict[str, Any]:
+               rss_pid: Optional[int] = None,
+               raw: Optional[RawBaseline] = None) -> Dict[str, Any]:
         messages = self.messages(kind)
         timeout = spec['diagnostics_timeout_s']
+        raw_run = raw.time() if raw is not None else None
         before = self.diagnostics.counters(status, timeout)
         cpu_before = (process_cpu_s(spec['pid']), process_cpu_s(os.getpid()), machine_cpu())
         rss: List[Tuple[float, int]] = []
@@ -271,7 +370,7 @@ class Driver:
         if rss_pid is not None:
             sampler = RssSampler(rss_pid)
             sampler.start()
-        run = stream(camera, messages, rate_hz, frames, label)
+        run = stream(camera_sender(camera, messages), rate_hz, frames, label)
         if sampler is not None:
             rss = sampler.stop()
         collector.wait_settled(run['frame_ids'], quiet_s=spec['settle_s'],
@@ -286,7 +385,8 @@ class Driver:
                 'counters': {key: after[key] - before[key] for key in COUNTERS},
                 'rss': rss, 'node_cpu_s': cpu_after[0] - cpu_before[0],
                 'camera_cpu_s': cpu_after[1] - cpu_before[1],
-                'machine_busy': busy_fraction(cpu_before[2], cpu_after[2])}
+                'machine_busy': busy_fraction(cpu_before[2], cpu_after[2]),
+                'raw': raw_run, 'node_times': after['node_times']}
 
 
 class RssSampler:

@@ -1,4 +1,4 @@
-"""The benchmark's camera frames: one aerial flight at three sizes, as sensor_msgs/Image.
+"""The benchmark's messages: camera frames at three sizes, and a model's outputs as it sends them.
 
 Messages are built before a timed phase (building a 921 KB Image in Python costs about a
 millisecond) and only re-stamped at publish, so the camera measures transport and the node,
@@ -23,8 +23,8 @@ class FrameKind:
 
     @property
     def channels(self) -> int:
-        """Bytes per pixel: mono8 1, rgb8 3, 32FC1 4."""
-        return {'mono8': 1, 'rgb8': 3, '32FC1': 4}[self.encoding]
+        """Bytes per pixel: mono8 1, rgb8 3."""
+        return {'mono8': 1, 'rgb8': 3}[self.encoding]
 
     @property
     def nbytes(self) -> int:
@@ -37,9 +37,6 @@ FRAME_KINDS: Dict[str, FrameKind] = {
     'rgb8_640x480': FrameKind('rgb8', 640, 480),
     'rgb8_1280x720': FrameKind('rgb8', 1280, 720),
 }
-# The size of the node's keypoints output (480x640 float32): what sending a result back costs.
-OUTPUT_KINDS: Dict[str, FrameKind] = {'keypoints_32FC1_640x480': FrameKind('32FC1', 640, 480)}
-ALL_KINDS: Dict[str, FrameKind] = {**FRAME_KINDS, **OUTPUT_KINDS}
 
 
 def frame_messages(scene: Any, kind: FrameKind, count: int = FRAME_POOL) -> List[Any]:
@@ -48,16 +45,34 @@ def frame_messages(scene: Any, kind: FrameKind, count: int = FRAME_POOL) -> List
 
     messages = []
     for i in range(count):
-        if kind.encoding == '32FC1':
-            pixels = scene.frame(i, width=kind.width, height=kind.height,
-                                 encoding='mono8').astype('<f4') / 255.0
-        else:
-            pixels = scene.frame(i, width=kind.width, height=kind.height,
-                                 encoding=kind.encoding)
+        pixels = scene.frame(i, width=kind.width, height=kind.height, encoding=kind.encoding)
         msg = Image(height=kind.height, width=kind.width, encoding=kind.encoding,
                     is_bigendian=0, step=kind.width * kind.channels)
         msg.data = pixels.tobytes()
         messages.append(msg)
+    return messages
+
+
+def output_messages(manifest: Any) -> Dict[str, Any]:
+    """{output name: Image} laid out as the node publishes that output of `manifest`.
+
+    The return floor sends these: the same sizes and encodings as the node's outputs, so it
+    measures what carrying one frame's results back costs. The values are random (seeded);
+    the transport does not look at them.
+    """
+    import numpy as np
+    from sensor_msgs.msg import Image
+
+    from gps_denied_inference.output_encoding import image_layout_for
+
+    rng = np.random.default_rng(0)
+    messages = {}
+    for spec in manifest.outputs:
+        layout = image_layout_for(spec.shape, spec.dtype, spec.name)
+        msg = Image(height=layout.height, width=layout.width, encoding=layout.encoding,
+                    is_bigendian=0, step=layout.step)
+        msg.data = rng.integers(0, 256, layout.nbytes, dtype=np.uint8).tobytes()
+        messages[spec.name] = msg
     return messages
 
 

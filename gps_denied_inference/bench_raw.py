@@ -1,9 +1,11 @@
 """The benchmark's limits: ONNX Runtime alone, with the node's session settings.
 
 `raw_runs` times `session.run` on an already preprocessed tensor in a tight loop (the node
-cannot beat it); `raw_startups` times creating the session from the file plus one warm-up
-run (what configure + activate do, without the gate, the budget and the services). The
-session options match OnnxRuntimeRuntime's: one intra-op thread, sequential, no spinning.
+cannot beat it); the driver also runs one `timed_run` right before each node phase, so the
+node is compared with raw numbers measured seconds apart, not minutes. `raw_startups` times
+creating the session from the file plus one warm-up run (what configure + activate do,
+without the gate, the budget and the services). The session options match
+OnnxRuntimeRuntime's: one intra-op thread, sequential, no spinning.
 """
 
 import time
@@ -41,27 +43,30 @@ def preprocessed_input(manifest: Manifest, scene: Any, kind: str = 'mono8_640x48
     return preprocess(image, manifest.preprocess)
 
 
-def raw_runs(path: str, manifest: Manifest, tensor: np.ndarray, repeats: int,
-             seconds: float, min_iterations: int) -> List[Dict[str, Any]]:
-    """`repeats` tight loops of session.run, each at least `seconds` and `min_iterations`."""
-    session = create_session(path)
+def timed_run(session: Any, manifest: Manifest, tensor: np.ndarray, seconds: float,
+              min_iterations: int) -> Dict[str, Any]:
+    """One tight loop of session.run, at least `seconds` and `min_iterations`."""
     feeds = {manifest.inputs[0].name: tensor}
     names = [spec.name for spec in manifest.outputs]
-    session.run(names, feeds)
-    runs = []
-    for _ in range(repeats):
-        latencies = []
-        cpu_started = time.process_time()
-        started = time.perf_counter()
-        while (len(latencies) < min_iterations
-               or time.perf_counter() - started < seconds):
-            begin = time.perf_counter()
-            session.run(names, feeds)
-            latencies.append(time.perf_counter() - begin)
-        elapsed = time.perf_counter() - started
-        runs.append({'latencies_s': latencies, 'throughput_hz': len(latencies) / elapsed,
-                     'cpu_per_run_s': (time.process_time() - cpu_started) / len(latencies)})
-    return runs
+    latencies = []
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    while len(latencies) < min_iterations or time.perf_counter() - started < seconds:
+        begin = time.perf_counter()
+        session.run(names, feeds)
+        latencies.append(time.perf_counter() - begin)
+    elapsed = time.perf_counter() - started
+    return {'latencies_s': latencies, 'throughput_hz': len(latencies) / elapsed,
+            'cpu_per_run_s': (time.process_time() - cpu_started) / len(latencies)}
+
+
+def raw_runs(path: str, manifest: Manifest, tensor: np.ndarray, repeats: int,
+             seconds: float, min_iterations: int) -> List[Dict[str, Any]]:
+    """`repeats` tight loops of session.run on one warmed-up session."""
+    session = create_session(path)
+    session.run([spec.name for spec in manifest.outputs], {manifest.inputs[0].name: tensor})
+    return [timed_run(session, manifest, tensor, seconds, min_iterations)
+            for _ in range(repeats)]
 
 
 def raw_startups(path: str, manifest: Manifest, tensor: np.ndarray,

@@ -7,12 +7,13 @@ it asserts no timing.
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
 
 from gps_denied_inference import bench
-from gps_denied_inference.bench_frames import ALL_KINDS, FRAME_KINDS
+from gps_denied_inference.bench_frames import FRAME_KINDS
 
 PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE',
                      'FASTDDS_BUILTIN_TRANSPORTS')
@@ -65,8 +66,13 @@ def test_phase_frames(rate, seconds, minimum, expected):
 @pytest.mark.parametrize('raw_hz, e2e_rate', [(56.0, 28.0), (200.0, 30.0), (1.5, 0.75)])
 def test_node_plan_paces_e2e_below_the_model_and_overloads_at_twice_it(raw_hz, e2e_rate):
     raw = {'throughput_hz': raw_hz, 'p95_ms': 1e3 / raw_hz}
-    plan = bench.node_plan('corners', 99, raw, bench.FULL, True, list(FRAME_KINDS))
+    plan = bench.node_plan('corners', 99, raw, bench.FULL, True, list(FRAME_KINDS),
+                           Path('/m/corners.onnx'))
     assert [phase['kind'] for phase in plan['e2e']] == list(FRAME_KINDS)
+    assert [phase['paired'] for phase in plan['e2e']] == [k == 'mono8_640x480'
+                                                          for k in FRAME_KINDS]
+    assert plan['raw_baseline']['path'] == '/m/corners.onnx'
+    assert plan['raw_baseline']['manifest'] == '/m/corners.onnx.manifest.json'
     assert all(phase['rate_hz'] == pytest.approx(e2e_rate) for phase in plan['e2e'])
     assert plan['saturated']['rate_hz'] > raw_hz
     assert plan['overload']['rate_hz'] == pytest.approx(2 * raw_hz)
@@ -76,9 +82,20 @@ def test_node_plan_paces_e2e_below_the_model_and_overloads_at_twice_it(raw_hz, e
 
 def test_transport_only_plan_has_no_saturated_or_overload():
     plan = bench.node_plan('corners', 1, {'throughput_hz': 50.0, 'p95_ms': 20.0}, bench.QUICK,
-                           False, ['mono8_640x480'])
+                           False, ['mono8_640x480'], Path('/m/corners.onnx'))
     assert plan['saturated'] is None and plan['overload'] is None
     assert plan['startup_cycles'] == 1
+
+
+def test_return_floor_sends_each_output_at_the_e2e_pace():
+    step = bench.return_floor_plan('superpoint', Path('/m/superpoint.onnx'),
+                                   {'throughput_hz': 4.0}, bench.FULL)
+    assert step['rate_hz'] == pytest.approx(2.0)
+    assert step['frames'] == bench.FULL.e2e_min_frames
+    assert step['repeats'] == bench.FULL.repeats
+    assert step['topics'] == {'keypoints': '/bench/return/superpoint/keypoints',
+                              'descriptors': '/bench/return/superpoint/descriptors'}
+    assert step['manifest'] == '/m/superpoint.onnx.manifest.json'
 
 
 @pytest.mark.parametrize('argv', [['--models', 'resnet'], ['--settings', 'fast'],
@@ -99,6 +116,11 @@ def test_smoke_run_produces_every_section(tmp_path):
     raw = model['raw']
     assert 0 < raw['p50_ms'] <= raw['p95_ms'] and raw['throughput_hz'] > 0
     assert model['transport']['delivered'] > 0
+    assert model['return_transport']['delivered'] > 0
+    assert model['return_transport']['bytes_per_frame'] == raw['output_bytes']
+    assert model['paired_raw']['e2e']['n_runs'] == 1
+    assert model['paired_raw']['saturated']['n_runs'] == 1
+    assert model['overhead']['p50_ms_less_return_floor'] is not None
     assert 0 < model['e2e']['p50_ms'] <= model['e2e']['p95_ms']
     assert model['e2e']['delivered'] > 0
     assert model['saturated']['outputs_per_s'] > 0
@@ -110,7 +132,7 @@ def test_smoke_run_produces_every_section(tmp_path):
     assert len(model['targets']) == 6
     assert all(isinstance(t['met'], bool) and t['value'] is not None for t in model['targets'])
     cells = results['issue9']['shipped']
-    assert set(cells) == set(ALL_KINDS)
+    assert set(cells) == set(FRAME_KINDS)
     assert all(0.0 <= cell['floor']['delivered'] <= 1.0 for cell in cells.values())
     assert {k for k, cell in cells.items() if 'node' in cell} == set(FRAME_KINDS)
     section = (tmp_path / 'README_section.md').read_text()

@@ -1,4 +1,4 @@
-"""The benchmark's frames: every kind is a well-formed Image whose stamp is the wall clock."""
+"""The benchmark's messages: well-formed camera frames and output sets, stamped by wall clock."""
 
 import time
 
@@ -7,12 +7,12 @@ import pytest
 
 from gps_denied_inference.bench_frames import (
     age_s,
-    ALL_KINDS,
     FRAME_KINDS,
     frame_messages,
-    OUTPUT_KINDS,
+    output_messages,
     restamp,
 )
+from gps_denied_inference.demo_model import write_demo_model
 from gps_denied_inference.image_decode import decode_image
 from gps_denied_inference.output_encoding import decode_output
 from gps_denied_inference.scene import AerialScene
@@ -23,9 +23,9 @@ def scene():
     return AerialScene(seed=3, size=(1280, 768))
 
 
-@pytest.mark.parametrize('name', sorted(ALL_KINDS))
+@pytest.mark.parametrize('name', sorted(FRAME_KINDS))
 def test_every_kind_builds_distinct_well_formed_messages(scene, name):
-    kind = ALL_KINDS[name]
+    kind = FRAME_KINDS[name]
     messages = frame_messages(scene, kind, count=2)
     assert len(messages) == 2
     for msg in messages:
@@ -43,11 +43,21 @@ def test_camera_frames_decode_as_the_node_decodes_them(scene, name):
     assert image.pixels.shape[:2] == (msg.height, msg.width)
 
 
-def test_output_sized_frames_are_32f_in_unit_range(scene):
-    msg = frame_messages(scene, OUTPUT_KINDS['keypoints_32FC1_640x480'], count=1)[0]
-    values = decode_output(msg.encoding, msg.height, msg.width, msg.data)
-    assert values.dtype == np.float32
-    assert 0.0 <= values.min() < values.max() <= 1.0
+@pytest.mark.parametrize('superpoint, descriptor_channels', [(False, 8), (True, 256)])
+def test_output_messages_are_laid_out_as_the_node_publishes_each_output(
+        tmp_path, superpoint, descriptor_channels):
+    manifest = write_demo_model(tmp_path / 'model.onnx', height=48, width=64,
+                                superpoint=superpoint)
+    messages = output_messages(manifest)
+    assert list(messages) == [spec.name for spec in manifest.outputs]
+    keypoints = messages['keypoints']
+    assert (keypoints.height, keypoints.width, keypoints.encoding) == (48, 64, '32FC1')
+    descriptors = messages['descriptors']
+    assert (descriptors.height, descriptors.width) == (6, 8)
+    assert descriptors.encoding == f'32FC{descriptor_channels}'
+    for msg in messages.values():
+        values = decode_output(msg.encoding, msg.height, msg.width, msg.data)
+        assert values.dtype == np.float32 and len(msg.data) == msg.height * msg.step
 
 
 def test_restamp_sets_frame_id_and_wall_clock(scene):

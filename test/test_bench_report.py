@@ -46,7 +46,7 @@ def _node(e2e_ms=12.5, e2e_tail_ms=None, saturated_hz=99.0, overload_ms=20.0, rs
 
 
 FLOOR = {'p50_ms': 2.0, 'p95_ms': 3.0, 'delivered': 1.0}
-OUT_FLOOR = {'p50_ms': 1.5, 'p95_ms': 2.5, 'delivered': 1.0}
+RETURN_FLOOR = {'p50_ms': 1.5, 'p95_ms': 2.5, 'delivered': 1.0, 'bytes_per_frame': 3 * report.MIB}
 
 
 def test_percentiles_of_nothing_are_none():
@@ -91,6 +91,14 @@ def test_floor_runs_join_sent_ids_with_what_the_subscriber_received():
     assert (summary['received_total'], summary['sent_total']) == (3, 6)
 
 
+def test_a_return_frame_arrives_with_its_last_output_and_is_lost_without_one():
+    step = {'topics': ['/k', '/d'], 'runs': [{'frame_ids': ['r/0', 'r/1', 'r/2']}]}
+    received = {'/k': [['r/0', 0.002], ['r/1', 0.001], ['r/2', 0.004]],
+                '/d': [['r/0', 0.003], ['r/2', 0.005]]}
+    assert report.return_floor_runs(step, received) == [{'sent': 3,
+                                                          'latencies_s': [0.003, 0.005]}]
+
+
 def test_nothing_received_is_zero_delivered_with_no_latency():
     runs = report.floor_runs({'topic': '/t', 'runs': [{'frame_ids': ['x/0', 'x/1']}]}, {})
     summary = report.delivery_summary(runs)
@@ -125,10 +133,12 @@ def _verdicts(summary):
 
 
 def test_every_target_met():
-    summary = report.model_summary(_raw(), FLOOR, _node(), 60.0, OUT_FLOOR)
+    summary = report.model_summary(_raw(), FLOOR, _node(), 60.0, RETURN_FLOOR)
     assert summary['overhead']['p50_ms'] == pytest.approx(12.5 - 10.0 - 2.0)
-    assert summary['overhead']['p50_ms_less_output_floor'] == pytest.approx(-1.0)
+    assert summary['overhead']['p50_ms_less_return_floor'] == pytest.approx(-1.0)
     assert summary['overhead']['cpu_ms_per_frame'] == pytest.approx(11.0 - 10.5)
+    assert summary['overhead']['p50_ms_unpaired'] == summary['overhead']['p50_ms']
+    assert summary['saturated']['ratio_unpaired'] == summary['saturated']['ratio']
     assert len(summary['targets']) == 6
     assert all(_verdicts(summary).values()), summary['targets']
 
@@ -142,7 +152,7 @@ def test_every_target_met():
     ({'startup_s': 0.16}, 'start-up <= 1.5 x raw'),
 ])
 def test_each_target_missed_alone(change, target):
-    summary = report.model_summary(_raw(), FLOOR, _node(**change), 60.0, OUT_FLOOR)
+    summary = report.model_summary(_raw(), FLOOR, _node(**change), 60.0, RETURN_FLOOR)
     missed = [name for name, met in _verdicts(summary).items() if not met]
     assert missed == [target]
 
@@ -161,8 +171,8 @@ def test_missing_sections_are_not_met_and_still_render():
 
 
 def test_tables_have_a_row_per_quantity_and_per_target():
-    models = {'a': report.model_summary(_raw(), FLOOR, _node(), 60.0, OUT_FLOOR),
-              'b': report.model_summary(_raw(20.0), FLOOR, _node(), 60.0, OUT_FLOOR)}
+    models = {'a': report.model_summary(_raw(), FLOOR, _node(), 60.0, RETURN_FLOOR),
+              'b': report.model_summary(_raw(20.0), FLOOR, _node(), 60.0, RETURN_FLOOR)}
     rows = report.issue7_rows(models)
     assert rows[0] == ['quantity', 'a', 'b']
     labels = [row[0] for row in rows]
@@ -189,7 +199,7 @@ def test_transport_rows_show_missing_cells_as_dashes():
 def test_summary_does_not_mutate_its_inputs():
     node = _node()
     before = copy.deepcopy(node)
-    report.model_summary(_raw(), FLOOR, node, 60.0, OUT_FLOOR)
+    report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)
     assert node == before
     assert np.isfinite(report.percentiles_ms([0.001])['p50_ms'])
 
@@ -197,14 +207,14 @@ def test_summary_does_not_mutate_its_inputs():
 def test_findings_state_each_section_with_this_runs_numbers():
     raw = _raw()
     raw['output_bytes'] = 2 * report.MIB
-    model = report.model_summary(raw, FLOOR, _node(), 60.0, OUT_FLOOR)
+    model = report.model_summary(raw, FLOOR, _node(), 60.0, RETURN_FLOOR)
     cell = report.delivery_summary([{'sent': 10, 'latencies_s': [0.002] * 4}])
     results = {'issue7': {'corners': model},
                'issue9': {'default': {'rgb8_640x480': {'floor': cell}},
                           'shipped': {'rgb8_640x480': {'floor': cell}}}}
     lines = report.findings(results)
     assert len(lines) == 6
-    assert any('2.0 MiB of outputs' in line for line in lines)
+    assert any('(2.0 MiB per frame)' in line and '1.5 ms to arrive' in line for line in lines)
     assert any('40% (4/10)' in line and 'rgb8_640x480' in line for line in lines)
     assert any('RSS moved 1.00 MiB' in line for line in lines)
 
@@ -217,3 +227,48 @@ def test_findings_skip_a_model_without_overload():
     lines = report.findings(results)
     assert len(lines) == 4
     assert not any('overload' in line for line in lines)
+
+
+def _paired(phase, raw_ms, raw_hz=None):
+    paired = dict(phase)
+    paired['raw'] = {'latencies_s': [raw_ms * MS] * 10, 'cpu_per_run_s': raw_ms * MS,
+                     'throughput_hz': 1e3 / raw_ms if raw_hz is None else raw_hz}
+    return paired
+
+
+def test_overhead_subtracts_the_raw_run_timed_next_to_each_e2e_run():
+    node = _node()
+    e2e = node['e2e'][0]
+    # The model slowed down between the start-of-run raw (10 ms) and these runs (12 ms).
+    node['e2e'] = [_paired(e2e, 12.0), _paired(e2e, 12.2), _paired(e2e, 11.8)]
+    summary = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)
+    overhead = summary['overhead']
+    assert overhead['p50_ms'] == pytest.approx(12.5 - 12.0 - 2.0)
+    assert overhead['p50_ms_unpaired'] == pytest.approx(12.5 - 10.0 - 2.0)
+    assert overhead['p50_ms_less_return_floor'] == pytest.approx(12.5 - 12.0 - 2.0 - 1.5)
+    assert overhead['cpu_ms_per_frame'] == pytest.approx(11.0 - 12.0)
+    assert summary['paired_raw']['e2e']['p50_min_ms'] == pytest.approx(11.8)
+    assert summary['paired_raw']['e2e']['p50_max_ms'] == pytest.approx(12.2)
+    assert _verdicts(summary)['overhead p50 <= 1 ms']
+
+
+def test_saturated_ratio_is_the_median_of_ratios_to_each_paired_raw_run():
+    node = _node(saturated_hz=80.0)
+    saturated = node['saturated'][0]
+    node['saturated'] = [_paired(saturated, 12.0, raw_hz=hz) for hz in (80.0, 100.0, 84.0)]
+    summary = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)
+    assert summary['saturated']['ratio'] == pytest.approx(80.0 / 84.0)
+    assert summary['saturated']['ratio_unpaired'] == pytest.approx(80.0 / 100.0)
+    assert _verdicts(summary)['saturated throughput >= 0.95 x raw']
+
+
+def test_the_nodes_own_overhead_is_what_it_reported_after_the_last_paced_run():
+    node = _node()
+    e2e = node['e2e'][0]
+    times = {'node_overhead_p50_ms': 0.4, 'node_overhead_p95_ms': 0.9, 'inference_p50_ms': 9.5}
+    node['e2e'] = [dict(e2e, node_times={'node_overhead_p50_ms': 7.0}),
+                   dict(e2e, node_times=times),
+                   dict(e2e, kind='rgb8_640x480', node_times={'node_overhead_p50_ms': 5.0})]
+    overhead = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)['overhead']
+    assert (overhead['node_measured_p50_ms'], overhead['node_measured_p95_ms']) == (0.4, 0.9)
+    assert overhead['node_measured_inference_p50_ms'] == 9.5
