@@ -5,8 +5,9 @@ wrote: stream frames to the bare subscriber (transport floor) and each model's s
 outputs to it (return floor), then for each node process: configure/activate cycles
 (start-up), paced streams (end-to-end latency), streams faster than the model (saturated
 throughput) and the 2x overload with the node's RSS sampled. Right before each paced and
-saturated stream it times raw session.run in this process while the node is idle (the paired
-raw baseline). It records raw observations only (sent frame ids, per-frame latencies, node
+saturated stream it times raw session.run in this process while the node is idle (the
+paired raw baseline: a tight loop, and before a paced stream also a loop paced at that
+stream's rate). It records raw observations only (sent frame ids, per-frame latencies, node
 counters, raw latencies); the benchmark computes every statistic. The process inherits its
 DDS settings from its environment, so the benchmark can run it with the shipped profile or
 with defaults.
@@ -200,12 +201,12 @@ class RawBaseline:
         self._min_iterations = spec['min_iterations']
         self.time()
 
-    def time(self) -> Dict[str, Any]:
-        """One tight loop: {latencies_s, throughput_hz, cpu_per_run_s}."""
+    def time(self, rate_hz: Optional[float] = None) -> Dict[str, Any]:
+        """One loop, tight or paced at `rate_hz`: {latencies_s, throughput_hz, cpu_per_run_s}."""
         from gps_denied_inference.bench_raw import timed_run
 
         return timed_run(self._session, self.manifest, self._tensor, self._seconds,
-                         self._min_iterations)
+                         self._min_iterations, 1.0 / rate_hz if rate_hz else 0.0)
 
 
 class Driver:
@@ -320,7 +321,7 @@ class Driver:
                     record['e2e'].append(self._phase(
                         camera, collector, status, f'e2e/{phase["kind"]}/{repeat}',
                         phase['kind'], phase['rate_hz'], phase['frames'], spec,
-                        raw=raw if phase.get('paired') else None))
+                        raw=raw if phase.get('paired') else None, paced_raw=True))
             saturated = spec.get('saturated')
             for repeat in range(saturated['repeats'] if saturated else 0):
                 record['saturated'].append(self._phase(
@@ -359,10 +360,12 @@ class Driver:
     def _phase(self, camera: Any, collector: OutputCollector, status: str, label: str,
                kind: str, rate_hz: float, frames: int, spec: Dict[str, Any],
                rss_pid: Optional[int] = None,
-               raw: Optional[RawBaseline] = None) -> Dict[str, Any]:
+               raw: Optional[RawBaseline] = None,
+               paced_raw: bool = False) -> Dict[str, Any]:
         messages = self.messages(kind)
         timeout = spec['diagnostics_timeout_s']
         raw_run = raw.time() if raw is not None else None
+        paced_run = raw.time(rate_hz) if raw is not None and paced_raw else None
         before = self.diagnostics.counters(status, timeout)
         cpu_before = (process_cpu_s(spec['pid']), process_cpu_s(os.getpid()), machine_cpu())
         rss: List[Tuple[float, int]] = []
@@ -386,7 +389,7 @@ class Driver:
                 'rss': rss, 'node_cpu_s': cpu_after[0] - cpu_before[0],
                 'camera_cpu_s': cpu_after[1] - cpu_before[1],
                 'machine_busy': busy_fraction(cpu_before[2], cpu_after[2]),
-                'raw': raw_run, 'node_times': after['node_times']}
+                'raw': raw_run, 'paced_raw': paced_run, 'node_times': after['node_times']}
 
 
 class RssSampler:

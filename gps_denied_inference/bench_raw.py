@@ -44,17 +44,27 @@ def preprocessed_input(manifest: Manifest, scene: Any, kind: str = 'mono8_640x48
 
 
 def timed_run(session: Any, manifest: Manifest, tensor: np.ndarray, seconds: float,
-              min_iterations: int) -> Dict[str, Any]:
-    """One tight loop of session.run, at least `seconds` and `min_iterations`."""
+              min_iterations: int, period_s: float = 0.0) -> Dict[str, Any]:
+    """One loop of session.run, at least `seconds` and `min_iterations`.
+
+    Tight by default; with `period_s` each run starts one period after the previous one
+    started, as frames arrive at a paced camera rate (a model that idles between frames
+    runs each one colder than in a tight loop).
+    """
     feeds = {manifest.inputs[0].name: tensor}
     names = [spec.name for spec in manifest.outputs]
-    latencies = []
+    latencies: List[float] = []
     cpu_started = time.process_time()
     started = time.perf_counter()
+    next_at = started
     while len(latencies) < min_iterations or time.perf_counter() - started < seconds:
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
         begin = time.perf_counter()
         session.run(names, feeds)
         latencies.append(time.perf_counter() - begin)
+        next_at = begin + period_s
     elapsed = time.perf_counter() - started
     return {'latencies_s': latencies, 'throughput_hz': len(latencies) / elapsed,
             'cpu_per_run_s': (time.process_time() - cpu_started) / len(latencies)}

@@ -135,7 +135,7 @@ def _verdicts(summary):
 def test_every_target_met():
     summary = report.model_summary(_raw(), FLOOR, _node(), 60.0, RETURN_FLOOR)
     assert summary['overhead']['p50_ms'] == pytest.approx(12.5 - 10.0 - 2.0)
-    assert summary['overhead']['p50_ms_less_return_floor'] == pytest.approx(-1.0)
+    assert summary['overhead']['p50_ms_less_return_floor'] is None  # no paced raw runs
     assert summary['overhead']['cpu_ms_per_frame'] == pytest.approx(11.0 - 10.5)
     assert summary['overhead']['p50_ms_unpaired'] == summary['overhead']['p50_ms']
     assert summary['saturated']['ratio_unpaired'] == summary['saturated']['ratio']
@@ -229,10 +229,15 @@ def test_findings_skip_a_model_without_overload():
     assert not any('overload' in line for line in lines)
 
 
-def _paired(phase, raw_ms, raw_hz=None):
-    paired = dict(phase)
-    paired['raw'] = {'latencies_s': [raw_ms * MS] * 10, 'cpu_per_run_s': raw_ms * MS,
-                     'throughput_hz': 1e3 / raw_ms if raw_hz is None else raw_hz}
+def _run(raw_ms, raw_hz=None):
+    return {'latencies_s': [raw_ms * MS] * 10, 'cpu_per_run_s': raw_ms * MS,
+            'throughput_hz': 1e3 / raw_ms if raw_hz is None else raw_hz}
+
+
+def _paired(phase, raw_ms, raw_hz=None, paced_ms=None):
+    paired = dict(phase, raw=_run(raw_ms, raw_hz))
+    if paced_ms is not None:
+        paired['paced_raw'] = _run(paced_ms)
     return paired
 
 
@@ -240,12 +245,16 @@ def test_overhead_subtracts_the_raw_run_timed_next_to_each_e2e_run():
     node = _node()
     e2e = node['e2e'][0]
     # The model slowed down between the start-of-run raw (10 ms) and these runs (12 ms).
-    node['e2e'] = [_paired(e2e, 12.0), _paired(e2e, 12.2), _paired(e2e, 11.8)]
+    # The raw loop paced at the e2e rate is a baseline of its own (8.5 ms here).
+    node['e2e'] = [_paired(e2e, 12.0, paced_ms=8.5), _paired(e2e, 12.2, paced_ms=8.4),
+                   _paired(e2e, 11.8, paced_ms=8.6)]
     summary = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)
     overhead = summary['overhead']
     assert overhead['p50_ms'] == pytest.approx(12.5 - 12.0 - 2.0)
     assert overhead['p50_ms_unpaired'] == pytest.approx(12.5 - 10.0 - 2.0)
-    assert overhead['p50_ms_less_return_floor'] == pytest.approx(12.5 - 12.0 - 2.0 - 1.5)
+    assert overhead['p50_ms_vs_paced_raw'] == pytest.approx(12.5 - 8.5 - 2.0)
+    assert overhead['p50_ms_less_return_floor'] == pytest.approx(12.5 - 8.5 - 2.0 - 1.5)
+    assert summary['paired_raw']['e2e_paced']['p50_ms'] == pytest.approx(8.5)
     assert overhead['cpu_ms_per_frame'] == pytest.approx(11.0 - 12.0)
     assert summary['paired_raw']['e2e']['p50_min_ms'] == pytest.approx(11.8)
     assert summary['paired_raw']['e2e']['p50_max_ms'] == pytest.approx(12.2)

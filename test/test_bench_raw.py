@@ -1,0 +1,34 @@
+"""The benchmark's raw loops: a real ONNX Runtime session, tight or paced."""
+
+from artifacts import make_sealed_onnx
+import numpy as np
+import pytest
+
+from gps_denied_inference.bench_raw import create_session, raw_runs, timed_run
+from gps_denied_inference.manifest import Manifest
+from gps_denied_inference.sealing import manifest_sidecar_path
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = make_sealed_onnx(tmp_path)
+    manifest = Manifest.from_json(manifest_sidecar_path(path).read_text())
+    tensor = np.zeros(manifest.inputs[0].shape, dtype=np.float32)
+    return path, manifest, tensor
+
+
+def test_a_tight_loop_runs_at_least_its_iterations_and_reports_per_run_numbers(model):
+    path, manifest, tensor = model
+    [run] = raw_runs(str(path), manifest, tensor, repeats=1, seconds=0.0, min_iterations=7)
+    assert len(run['latencies_s']) == 7
+    assert all(latency > 0 for latency in run['latencies_s'])
+    assert run['throughput_hz'] > 0 and run['cpu_per_run_s'] >= 0
+
+
+def test_a_paced_loop_starts_one_run_per_period(model):
+    path, manifest, tensor = model
+    session = create_session(str(path))
+    run = timed_run(session, manifest, tensor, seconds=0.0, min_iterations=5, period_s=0.05)
+    assert len(run['latencies_s']) == 5
+    # Four full periods between the first and the last start: at most 5 / 0.2 s = 25 Hz.
+    assert run['throughput_hz'] <= 5 / 0.2
