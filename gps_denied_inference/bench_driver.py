@@ -191,7 +191,7 @@ class RawBaseline:
     """The model's raw session.run in this process, timed on demand next to a node phase."""
 
     def __init__(self, spec: Dict[str, Any], scene: Any) -> None:
-        from gps_denied_inference.bench_raw import create_session, preprocessed_input
+        from gps_denied_inference.bench_raw import create_session, preprocessed_input, timed_run
         from gps_denied_inference.manifest import Manifest
 
         self.manifest = Manifest.from_json(Path(spec['manifest']).read_text())
@@ -199,7 +199,7 @@ class RawBaseline:
         self._session = create_session(spec['path'])
         self._seconds = spec['seconds']
         self._min_iterations = spec['min_iterations']
-        self.time()
+        timed_run(self._session, self.manifest, self._tensor, 0.0, 1)  # warm-up
 
     def time(self, rate_hz: Optional[float] = None) -> Dict[str, Any]:
         """One loop, tight or paced at `rate_hz`: {latencies_s, throughput_hz, cpu_per_run_s}."""
