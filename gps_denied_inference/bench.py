@@ -412,8 +412,9 @@ def readme_section(results: Dict[str, Any]) -> str:
         "seconds, the node's one-slot mailbox drops what it cannot process and counts it; RSS "
         "is the node process's resident set at the start and end of the overload; (6) start-up "
         '= configure + activate through the lifecycle services (gate, budget, session, '
-        'warm-up) vs creating a raw session and one warm-up run, median of cycles in one '
-        'process.',
+        'warm-up) vs creating a raw session and one warm-up run: the median of the cycles '
+        'after the first in one node process (the first, which also imports ONNX Runtime, in '
+        'brackets).',
         '']
     if results['issue7']:
         parts += ['### Node vs raw ONNX Runtime vs transport (640x480 mono8, shipped profile)',

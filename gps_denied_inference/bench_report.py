@@ -215,7 +215,10 @@ def model_summary(raw: Dict[str, Any], floor: Dict[str, Any], node: Dict[str, An
     overload = (overload_summary(node['overload'], overload_seconds)
                 if node.get('overload') else None)
     startups = [s['configure_s'] + s['activate_s'] for s in node['startup']]
-    startup = {'node_s': median(startups), 'node_first_s': startups[0] if startups else None,
+    # The first cycle in a fresh node process also imports the runtime, which the raw side
+    # has done before it is timed: it is reported apart, and the later cycles are compared.
+    startup = {'node_s': median(startups[1:] or startups),
+               'node_first_s': startups[0] if startups else None,
                'service_round_trip_s': median(s.get('get_state_s') for s in node['startup']),
                'raw_s': raw['startup_s'], 'cycles': node['startup']}
     startup['ratio'] = (startup['node_s'] / startup['raw_s']

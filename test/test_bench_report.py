@@ -281,3 +281,15 @@ def test_the_nodes_own_overhead_is_what_it_reported_after_the_last_paced_run():
     overhead = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)['overhead']
     assert (overhead['node_measured_p50_ms'], overhead['node_measured_p95_ms']) == (0.4, 0.9)
     assert overhead['node_measured_inference_p50_ms'] == 9.5
+
+
+def test_start_up_compares_the_cycles_after_the_first_which_also_imports_the_runtime():
+    node = _node()
+    cycle = node['startup'][0]
+    node['startup'] = [dict(cycle, configure_s=0.5)] + [cycle] * 2
+    startup = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)['startup']
+    assert startup['node_first_s'] == pytest.approx(0.56)
+    assert startup['node_s'] == pytest.approx(0.12)
+    node['startup'] = [dict(cycle, configure_s=0.5)]
+    assert report.model_summary(_raw(), FLOOR, node, 60.0)['startup']['node_s'] == \
+        pytest.approx(0.56)
