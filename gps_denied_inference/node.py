@@ -14,7 +14,9 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     HistoryPolicy,
@@ -418,6 +420,25 @@ def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:
         executor.spin_once(timeout_sec=max(0.0, deadline - time.monotonic()))
 
 
+def _spin(executor: SingleThreadedExecutor, finalized: Future, context: Context) -> None:
+    """Spin until the shutdown transition, then linger; a signal's shutdown ends it too.
+
+    SIGINT / SIGTERM shut the context down from rclpy's signal handler. When that lands
+    between the executor's check of the context and its building of a wait set, rclpy raises
+    RCLError ('the given context is not valid': seen once in a full suite run, the node then
+    exited 1 after releasing everything) instead of ExternalShutdownException. It is the same
+    external shutdown and is reported as one; an RCLError while the context is valid is a
+    fault and propagates.
+    """
+    try:
+        executor.spin_until_future_complete(finalized)
+        _linger(executor, SHUTDOWN_LINGER_S)
+    except _rclpy.RCLError as err:
+        if context.ok():
+            raise
+        raise ExternalShutdownException() from err
+
+
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node alone (`ros2 run gps_denied_inference inference_node`).
 
@@ -431,8 +452,7 @@ def main(args: Optional[List[str]] = None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin_until_future_complete(node.finalized)
-        _linger(executor, SHUTDOWN_LINGER_S)
+        _spin(executor, node.finalized, node.context)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

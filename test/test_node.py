@@ -10,7 +10,13 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from node_harness import model_parameters, mono8, wait_until
 import numpy as np
 import onnxruntime
+import pytest
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.task import Future
 
+from gps_denied_inference import node as node_module
 from gps_denied_inference.errors import InferenceError
 from gps_denied_inference.runtime import build_inference_runtime
 
@@ -273,3 +279,26 @@ def test_critical_thermal_level_throttles_and_the_diagnostics_say_so(start, mode
     set_temp(root, 0, 40000)
     assert wait_until(lambda: latest('thermal').level == DiagnosticStatus.OK, 10.0)
     assert wait_until(lambda: not harness.node._is_throttled(), 10.0)
+
+
+class _ShutdownRacingExecutor(SingleThreadedExecutor):
+    """A signal's shutdown landing after the context check: building the wait set fails."""
+
+    def spin_until_future_complete(self, future, timeout_sec=None):
+        rclpy.shutdown(context=self.context)
+        _rclpy.WaitSet(0, 0, 0, 0, 0, 0, self.context.handle)
+
+
+class _FailingExecutor(SingleThreadedExecutor):
+    def spin_until_future_complete(self, future, timeout_sec=None):
+        raise _rclpy.RCLError('failed to take message')
+
+
+def test_a_signal_shutdown_racing_the_executor_is_an_external_shutdown(ros_context):
+    with pytest.raises(ExternalShutdownException):
+        node_module._spin(_ShutdownRacingExecutor(context=ros_context), Future(), ros_context)
+
+
+def test_an_rcl_error_while_the_context_is_valid_is_a_fault(ros_context):
+    with pytest.raises(_rclpy.RCLError, match='failed to take'):
+        node_module._spin(_FailingExecutor(context=ros_context), Future(), ros_context)
