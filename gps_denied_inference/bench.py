@@ -189,8 +189,9 @@ def node_plan(name: str, pid: int, raw: Dict[str, Any], profile: Profile, full: 
               kinds: List[str], model_path: Path) -> Dict[str, Any]:
     """The driver's plan for one node: start-up, e2e per frame kind, saturated, overload.
 
-    Issue 7's paced streams (640x480 mono8) and the saturated streams are paired: the driver
-    times raw session.run right before each.
+    In the full plan, issue 7's paced streams (640x480 mono8) and the saturated streams are
+    paired: the driver times raw session.run right before each. The transport-only plan
+    (issue 9's matrix) pairs nothing: no figure uses it.
     """
     raw_hz = raw['throughput_hz']
     e2e_rate = e2e_rate_hz(raw)
@@ -203,10 +204,10 @@ def node_plan(name: str, pid: int, raw: Dict[str, Any], profile: Profile, full: 
         'raw_baseline': {'path': str(model_path),
                          'manifest': str(manifest_sidecar_path(model_path)),
                          'seconds': profile.paired_raw_seconds,
-                         'min_iterations': profile.paired_raw_min_iterations},
+                         'min_iterations': profile.paired_raw_min_iterations} if full else None,
         'e2e': [{'kind': kind, 'rate_hz': e2e_rate, 'repeats': profile.repeats,
                  'frames': phase_frames(e2e_rate, profile.e2e_seconds, profile.e2e_min_frames),
-                 'paired': kind == ISSUE7_KIND}
+                 'paired': full and kind == ISSUE7_KIND}
                 for kind in kinds],
         'saturated': None, 'overload': None}
     if full:

@@ -305,7 +305,7 @@ class Driver:
                                           f'{MATCH_TIMEOUT_S:.0f} s')
         collector = OutputCollector(self.ros, name, model, tuple(spec['outputs']))
         camera = self.ros.node.create_publisher(Image, spec['input_topic'], CAMERA_QOS)
-        raw = RawBaseline(spec['raw_baseline'], self.scene)
+        raw = RawBaseline(spec['raw_baseline'], self.scene) if spec['raw_baseline'] else None
         try:
             self._startup(lifecycle, spec['startup_cycles'], record)
             if not wait_until(lambda: camera.get_subscription_count() > 0
@@ -321,7 +321,7 @@ class Driver:
                     record['e2e'].append(self._phase(
                         camera, collector, status, f'e2e/{phase["kind"]}/{repeat}',
                         phase['kind'], phase['rate_hz'], phase['frames'], spec,
-                        raw=raw if phase.get('paired') else None, paced_raw=True))
+                        raw=raw if phase['paired'] else None, paced_raw=True))
             saturated = spec.get('saturated')
             for repeat in range(saturated['repeats'] if saturated else 0):
                 record['saturated'].append(self._phase(

@@ -47,7 +47,6 @@ class ModelStats:
         self._lock = threading.Lock()
         self._latencies_s: Deque[float] = deque(maxlen=window)
         self._inference_s: Deque[float] = deque(maxlen=window)
-        self._overhead_s: Deque[float] = deque(maxlen=window)
         self._processed_at: Deque[float] = deque(maxlen=window)
         self._rejected: Counter = Counter()
         self.received = 0
@@ -85,7 +84,6 @@ class ModelStats:
             self.nonfinite_frames += int(nonfinite)
             self._latencies_s.append(latency_s)
             self._inference_s.append(inference_s)
-            self._overhead_s.append(latency_s - inference_s)
             self._processed_at.append(time.monotonic())
 
     def on_failed(self, message: str) -> None:
@@ -99,9 +97,10 @@ class ModelStats:
         """Copy the counters and compute rate and latency percentiles over the window."""
         with self._lock:
             now = time.monotonic()
-            latency = _percentiles_ms(self._latencies_s)
-            inference = _percentiles_ms(self._inference_s)
-            overhead = _percentiles_ms(self._overhead_s)
+            latencies, inferences = np.array(self._latencies_s), np.array(self._inference_s)
+            latency = _percentiles_ms(latencies)
+            inference = _percentiles_ms(inferences)
+            overhead = _percentiles_ms(latencies - inferences)
             stamps = list(self._processed_at)
             rate = 0.0
             if len(stamps) >= 2 and now - stamps[0] > 0:
@@ -121,9 +120,9 @@ class ModelStats:
                 node_overhead_p50_ms=overhead[0], node_overhead_p95_ms=overhead[1])
 
 
-def _percentiles_ms(window: Deque[float]) -> Tuple[Optional[float], Optional[float]]:
-    """(p50, p95) of a window of seconds, in ms; (None, None) when it is empty."""
-    if not window:
+def _percentiles_ms(seconds: np.ndarray) -> Tuple[Optional[float], Optional[float]]:
+    """(p50, p95) of per-frame seconds, in ms; (None, None) when there are none."""
+    if not seconds.size:
         return None, None
-    values = np.array(window) * 1e3
+    values = seconds * 1e3
     return float(np.percentile(values, 50)), float(np.percentile(values, 95))
