@@ -6,11 +6,17 @@ Harris response det(S) - k trace(S)^2, a threshold (ReLU) so flat regions and ed
 and non-maximum suppression by max-pool. `build_superpoint_like` is a SuperPoint-sized
 network with seeded random weights, for benchmarks: same I/O names and contract.
 
-Both take `image` float32 [1, 1, H, W] in [0, 1] and return
-- `keypoints` float32 [1, 1, H, W]: a score map, zero except at local maxima;
-- `descriptors` float32 [1, H/8, W/8, C]: one L2-normalised descriptor per 8x8 cell. The
-  channel axis is last so the node publishes it as an (H/8) x (W/8) image with C channels
-  (it maps a rank-3 [A, B, C] tensor to A x B with C channels).
+Both take `image` float32 [1, 1, H, W] in [0, 1] and return sparse results, as a visual
+odometry front end consumes them (a dense score map is 1.2 MiB per 640x480 frame to move
+and to publish; the list below is 44 KiB for the corner detector):
+- `keypoints` float32 [1, K, 3]: one row (x, y, score) per keypoint, x and y in pixels of
+  the model's input image, rows by descending score. K = min(max_keypoints, H x W); when
+  fewer local maxima have a positive score, the remaining rows are all zero;
+- `descriptors` float32 [1, K, C]: row i is the L2-normalised descriptor of the 8x8 cell
+  holding keypoint i (all zero for a zero row of `keypoints`).
+The node publishes them as a K x 3 and a K x C 32FC1 image (it drops leading 1-dims).
+The selection (top-K of the non-maximum-suppressed score map, a gather of the cell
+descriptors) is part of the graph, so it runs on the accelerator with the network.
 """
 
 from pathlib import Path
@@ -38,6 +44,9 @@ DESCRIPTOR_NORM_FLOOR = 1e-3
 SUPERPOINT_ENCODER = (64, 64, 64, 64, 128, 128, 128, 128)
 SUPERPOINT_HEAD = 256
 SUPERPOINT_DESCRIPTOR = 256
+MAX_KEYPOINTS = 1024
+# Pixel coordinates are derived from the flat top-K index in float32, exact below 2^24 pixels.
+MAX_PIXELS = 2 ** 24 - 1
 
 PathLike = Union[str, Path]
 
@@ -49,12 +58,23 @@ def demo_contract(height: int, width: int) -> PreprocessContract:
                               dtype='float32')
 
 
-def _check_size(height: int, width: int) -> None:
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_size(height: int, width: int, max_keypoints: int) -> int:
+    """Refuse sizes the graph cannot handle; returns K, the number of keypoint rows."""
     for name, value in (('height', height), ('width', width)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < CELL * 2 \
-                or value % CELL:
+        if not _is_int(value) or value < CELL * 2 or value % CELL:
             raise ConfigError(f'demo model {name} = {value!r} is invalid: must be a multiple '
                               f'of {CELL} and at least {CELL * 2}')
+    if height * width > MAX_PIXELS:
+        raise ConfigError(f'demo model size {height} x {width} is invalid: at most '
+                          f'{MAX_PIXELS} pixels (keypoint coordinates are exact in float32)')
+    if not _is_int(max_keypoints) or max_keypoints < 1:
+        raise ConfigError(f'demo model max_keypoints = {max_keypoints!r} is invalid: must be '
+                          'an integer >= 1')
+    return min(max_keypoints, height * width)
 
 
 class _Graph:
@@ -71,11 +91,26 @@ class _Graph:
         return name
 
     def op(self, op_type: str, inputs: List[str], **attributes: object) -> str:
+        return self.ops(op_type, inputs, 1, **attributes)[0]
+
+    def ops(self, op_type: str, inputs: List[str], count: int,
+            **attributes: object) -> List[str]:
+        """A node with `count` outputs; returns their names."""
         from onnx import helper
         self._count += 1
-        output = f'{op_type.lower()}_{self._count}'
-        self.nodes.append(helper.make_node(op_type, inputs, [output], **attributes))
-        return output
+        outputs = [f'{op_type.lower()}_{self._count}_{i}' for i in range(count)]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, **attributes))
+        return outputs
+
+    def ints(self, *values: int) -> str:
+        """An int64 constant (shapes, axes)."""
+        self._count += 1
+        return self.const(f'ints_{self._count}', np.array(values, dtype=np.int64))
+
+    def scalar(self, value: float) -> str:
+        """A float32 scalar constant."""
+        self._count += 1
+        return self.const(f'scalar_{self._count}', np.array(value, dtype=np.float32))
 
     def split(self, value: str, parts: int) -> List[str]:
         from onnx import helper
@@ -89,15 +124,15 @@ class _Graph:
         from onnx import helper
         self.nodes.append(helper.make_node('Identity', [value], [name]))
 
-    def model(self, name: str, height: int, width: int, channels: int) -> object:
+    def model(self, name: str, height: int, width: int, keypoints: int,
+              channels: int) -> object:
         from onnx import helper, TensorProto
         graph = helper.make_graph(
             self.nodes, name,
             [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 1, height, width])],
-            [helper.make_tensor_value_info('keypoints', TensorProto.FLOAT,
-                                           [1, 1, height, width]),
+            [helper.make_tensor_value_info('keypoints', TensorProto.FLOAT, [1, keypoints, 3]),
              helper.make_tensor_value_info('descriptors', TensorProto.FLOAT,
-                                           [1, height // CELL, width // CELL, channels])],
+                                           [1, keypoints, channels])],
             self.initializers)
         model = helper.make_model(graph, producer_name='gps_denied_inference.demo_model',
                                   opset_imports=[helper.make_opsetid('', OPSET)])
@@ -129,6 +164,34 @@ def _nms(g: _Graph, score: str) -> str:
     return g.op('Mul', [score, is_max])
 
 
+def _sparse_outputs(g: _Graph, scores: str, cell_descriptors: str, height: int, width: int,
+                    keypoints: int, channels: int) -> None:
+    """`keypoints` and `descriptors` (see the module docstring) from the dense maps.
+
+    scores: [1, 1, H, W], zero except at kept maxima; cell_descriptors: [1, H/8, W/8, C].
+    Coordinates come from the flat index in float arithmetic (TensorRT handles int64
+    division poorly), exact for the sizes _check_size allows.
+    """
+    values, indices = g.ops('TopK', [g.op('Reshape', [scores, g.ints(1, height * width)]),
+                                     g.ints(keypoints)], 2, axis=1, largest=1, sorted=1)
+    index = g.op('Cast', [indices], to=1)  # 1 = FLOAT
+    y = g.op('Floor', [g.op('Div', [index, g.scalar(width)])])
+    x = g.op('Sub', [index, g.op('Mul', [y, g.scalar(width)])])
+    found = g.op('Unsqueeze', [g.op('Cast', [g.op('Greater', [values, g.scalar(0.0)])], to=1),
+                               g.ints(2)])
+    rows = g.op('Concat', [g.op('Unsqueeze', [column, g.ints(2)]) for column in (x, y, values)],
+                axis=2)
+    g.rename(g.op('Mul', [rows, found]), 'keypoints')
+    cell_y = g.op('Floor', [g.op('Div', [y, g.scalar(CELL)])])
+    cell_x = g.op('Floor', [g.op('Div', [x, g.scalar(CELL)])])
+    cell = g.op('Add', [g.op('Mul', [cell_y, g.scalar(width // CELL)]), cell_x])
+    cell_index = g.op('Reshape', [g.op('Cast', [cell], to=7), g.ints(keypoints)])  # 7 = INT64
+    table = g.op('Reshape', [cell_descriptors,
+                             g.ints(height // CELL * (width // CELL), channels)])
+    gathered = g.op('Unsqueeze', [g.op('Gather', [table, cell_index], axis=0), g.ints(0)])
+    g.rename(g.op('Mul', [gathered, found]), 'descriptors')
+
+
 def _l2_normalise_channels_last(g: _Graph, features: str) -> str:
     """[1, C, h, w] -> [1, h, w, C], each cell divided by max(its L2 norm, a floor).
 
@@ -141,9 +204,10 @@ def _l2_normalise_channels_last(g: _Graph, features: str) -> str:
                 perm=[0, 2, 3, 1])
 
 
-def build_corner_detector(height: int = 480, width: int = 640) -> object:
+def build_corner_detector(height: int = 480, width: int = 640,
+                          max_keypoints: int = MAX_KEYPOINTS) -> object:
     """The Harris corner detector as an ONNX CNN (see the module docstring)."""
-    _check_size(height, width)
+    keypoints = _check_size(height, width, max_keypoints)
     g = _Graph()
     reflect1 = g.const('pads_1', np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64))
     reflect2 = g.const('pads_2', np.array([0, 0, 2, 2, 0, 0, 2, 2], dtype=np.int64))
@@ -163,14 +227,15 @@ def build_corner_detector(height: int = 480, width: int = 640) -> object:
     response = g.op('Sub', [det, g.op('Mul', [k, g.op('Mul', [trace, trace])])])
     threshold = g.const('harris_threshold', np.array(HARRIS_THRESHOLD, dtype=np.float32))
     corners = g.op('Relu', [g.op('Sub', [response, threshold])])
-    g.rename(_nms(g, corners), 'keypoints')
+    scores = _nms(g, corners)
     # Descriptor: an 8-bin oriented-gradient histogram per cell (each of the four
     # directions split into its positive and negative part), L2-normalised.
     bins = g.op('Concat', [g.op('Relu', [grads]), g.op('Relu', [g.op('Neg', [grads])])],
                 axis=1)
     cells = g.op('AveragePool', [bins], kernel_shape=[CELL, CELL], strides=[CELL, CELL])
-    g.rename(_l2_normalise_channels_last(g, cells), 'descriptors')
-    return g.model('harris_corner_detector', height, width, 8)
+    descriptors = _l2_normalise_channels_last(g, cells)
+    _sparse_outputs(g, scores, descriptors, height, width, keypoints, 8)
+    return g.model('harris_corner_detector', height, width, keypoints, 8)
 
 
 def _conv(g: _Graph, x: str, rng: np.random.Generator, name: str, c_in: int, c_out: int,
@@ -186,15 +251,17 @@ def _conv(g: _Graph, x: str, rng: np.random.Generator, name: str, c_in: int, c_o
     return g.op('Relu', [y]) if relu else y
 
 
-def build_superpoint_like(height: int = 480, width: int = 640, seed: int = 0) -> object:
+def build_superpoint_like(height: int = 480, width: int = 640, seed: int = 0,
+                          max_keypoints: int = MAX_KEYPOINTS) -> object:
     """SuperPoint's architecture with seeded random weights: a realistic benchmark load.
 
     VGG-style encoder (8 3x3 convolutions, 64-64-64-64-128-128-128-128, max-pool after
     every pair but the last); detector head 3x3 conv to 256 then 1x1 to 65 (64 cell
     positions + "no keypoint"), softmax, depth-to-space to full resolution, NMS; descriptor
-    head 3x3 conv to 256 then 1x1 to 256, L2-normalised per cell.
+    head 3x3 conv to 256 then 1x1 to 256, L2-normalised per cell; then the same top-K
+    selection as the corner detector.
     """
-    _check_size(height, width)
+    keypoints = _check_size(height, width, max_keypoints)
     rng = np.random.default_rng(seed)
     g = _Graph()
     x, c_in = 'image', 1
@@ -211,21 +278,23 @@ def build_superpoint_like(height: int = 480, width: int = 640, seed: int = 0) ->
                            g.const('slice_end', np.array([CELL * CELL], np.int64)),
                            g.const('slice_axis', np.array([1], np.int64))])
     heatmap = g.op('DepthToSpace', [cells], blocksize=CELL, mode='DCR')
-    g.rename(_nms(g, heatmap), 'keypoints')
+    scores = _nms(g, heatmap)
     descriptor = _conv(g, x, rng, 'descriptor0', c_in, SUPERPOINT_HEAD, 3)
     descriptor = _conv(g, descriptor, rng, 'descriptor1', SUPERPOINT_HEAD,
                        SUPERPOINT_DESCRIPTOR, 1, relu=False)
-    g.rename(_l2_normalise_channels_last(g, descriptor), 'descriptors')
-    return g.model('superpoint_like', height, width, SUPERPOINT_DESCRIPTOR)
+    _sparse_outputs(g, scores, _l2_normalise_channels_last(g, descriptor), height, width,
+                    keypoints, SUPERPOINT_DESCRIPTOR)
+    return g.model('superpoint_like', height, width, keypoints, SUPERPOINT_DESCRIPTOR)
 
 
 def write_demo_model(out: PathLike, *, height: int = 480, width: int = 640,
-                     superpoint: bool = False, seed: int = 0) -> Manifest:
+                     superpoint: bool = False, seed: int = 0,
+                     max_keypoints: int = MAX_KEYPOINTS) -> Manifest:
     """Build, check, save and seal a demo model; returns the sealed manifest."""
     import onnx
 
-    model = (build_superpoint_like(height, width, seed) if superpoint
-             else build_corner_detector(height, width))
+    model = (build_superpoint_like(height, width, seed, max_keypoints) if superpoint
+             else build_corner_detector(height, width, max_keypoints))
     onnx.checker.check_model(model, full_check=True)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +302,9 @@ def write_demo_model(out: PathLike, *, height: int = 480, width: int = 640,
     onnx.save(model, str(temp))
     temp.replace(path)
     kind = 'superpoint_like' if superpoint else 'harris_corner_detector'
-    extra = {'model': kind, 'seed': seed} if superpoint else {'model': kind}
+    extra = {'model': kind, 'max_keypoints': max_keypoints}
+    if superpoint:
+        extra['seed'] = seed
     manifest = manifest_from_onnx(path, preprocess=vars(demo_contract(height, width)),
                                   extra=extra)
     return seal_artifact(path, manifest)

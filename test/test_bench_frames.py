@@ -51,10 +51,10 @@ def test_output_messages_are_laid_out_as_the_node_publishes_each_output(
     messages = output_messages(manifest)
     assert list(messages) == [spec.name for spec in manifest.outputs]
     keypoints = messages['keypoints']
-    assert (keypoints.height, keypoints.width, keypoints.encoding) == (48, 64, '32FC1')
+    assert (keypoints.height, keypoints.width, keypoints.encoding) == (1024, 3, '32FC1')
     descriptors = messages['descriptors']
-    assert (descriptors.height, descriptors.width) == (6, 8)
-    assert descriptors.encoding == f'32FC{descriptor_channels}'
+    assert (descriptors.height, descriptors.width) == (1024, descriptor_channels)
+    assert descriptors.encoding == '32FC1'
     for msg in messages.values():
         values = decode_output(msg.encoding, msg.height, msg.width, msg.data)
         assert values.dtype == np.float32 and len(msg.data) == msg.height * msg.step

@@ -13,7 +13,7 @@ def test_demo_model_writes_a_sealed_corner_detector(tmp_path, cli):
     code, out, err = cli('demo-model', path, '--height', '48', '--width', '64')
     assert code == 0, err
     assert sha256_file(path) in out and 'harris_corner_detector' in out
-    assert 'keypoints [1, 1, 48, 64]' in out and 'descriptors [1, 6, 8, 8]' in out
+    assert 'keypoints [1, 1024, 3]' in out and 'descriptors [1, 1024, 8]' in out
     manifest = EngineGate().validate(path, GateExpectation('onnxruntime'))
     assert (manifest.preprocess.height, manifest.preprocess.width) == (48, 64)
     assert cli('verify', path)[0] == 0
@@ -27,7 +27,7 @@ def test_demo_model_superpoint_uses_the_seed(tmp_path, cli):
     assert sha256_file(first) == sha256_file(second) != sha256_file(other)
     session = onnxruntime.InferenceSession(str(first), providers=['CPUExecutionProvider'])
     outputs = session.run(None, {'image': np.zeros((1, 1, 32, 32), np.float32)})
-    assert [o.shape for o in outputs] == [(1, 1, 32, 32), (1, 4, 4, 256)]
+    assert [o.shape for o in outputs] == [(1, 1024, 3), (1, 1024, 256)]
     assert '"seed": 3' in manifest_sidecar_path(first).read_text()
 
 
