@@ -212,6 +212,12 @@ def model_summary(raw: Dict[str, Any], floor: Dict[str, Any], node: Dict[str, An
     paired_ratio = median(_paired_ratio(p, r) for p, r in zip(node['saturated'],
                                                               saturated_runs))
     saturated['ratio'] = saturated['ratio_unpaired'] if paired_ratio is None else paired_ratio
+    # Where the saturated throughput goes: one output per worker cycle, of which the infer
+    # call (as the node timed it over the run) and the rest, serial with it.
+    saturated['cycle_ms'] = (1000.0 / saturated['outputs_per_s']
+                             if saturated['outputs_per_s'] else None)
+    saturated['node_measured_inference_p50_ms'] = median(
+        (p.get('node_times') or {}).get('inference_p50_ms') for p in node['saturated'])
     overload = (overload_summary(node['overload'], overload_seconds)
                 if node.get('overload') else None)
     startups = [s['configure_s'] + s['activate_s'] for s in node['startup']]
@@ -413,11 +419,17 @@ def findings(results: Dict[str, Any]) -> List[str]:
             'executor work, plus what contention adds to session.run itself (all cores were '
             f"{_pct(e2e['machine_busy'])} busy).")
         sat = m['saturated']
+        paired_sat = (m['paired_raw']['saturated'] or {}).get('p50_ms', raw['p50_ms'])
         lines.append(
             f"{name}: saturated at {_fmt(sat['ratio'], 2)} x the paired raw throughput "
             f"({_fmt(sat['ratio_unpaired'], 2)} x the start-of-run raw) with all cores "
-            f"{_pct(sat['machine_busy'])} busy: the worker needs a whole core for session.run "
-            'while the camera, the executor and the output receiver share the rest.')
+            f"{_pct(sat['machine_busy'])} busy. One output every {_fmt(sat['cycle_ms'], 2)} "
+            'ms: the infer call took '
+            f"{_fmt(sat['node_measured_inference_p50_ms'], 2)} ms p50 as the node timed it "
+            f"(raw {_fmt(paired_sat, 2)} ms), the rest of the cycle is the worker's "
+            'per-frame work in series with it (taking the frame, decode, preprocess, the '
+            'handoff), slowed by the camera, the executor and the output receiver on the '
+            'other core.')
         if m['overload']:
             o = m['overload']
             lines.append(

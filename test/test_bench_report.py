@@ -217,6 +217,8 @@ def test_findings_state_each_section_with_this_runs_numbers():
     assert any('(2.0 MiB per frame)' in line and '1.5 ms to arrive' in line for line in lines)
     assert any('40% (4/10)' in line and 'rgb8_640x480' in line for line in lines)
     assert any('RSS moved 1.00 MiB' in line for line in lines)
+    cycle = f"One output every {1000 / model['saturated']['outputs_per_s']:.2f} ms"
+    assert any(cycle in line and '(raw 10.00 ms)' in line for line in lines)
 
 
 def test_findings_skip_a_model_without_overload():
@@ -281,6 +283,19 @@ def test_the_nodes_own_overhead_is_what_it_reported_after_the_last_paced_run():
     overhead = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)['overhead']
     assert (overhead['node_measured_p50_ms'], overhead['node_measured_p95_ms']) == (0.4, 0.9)
     assert overhead['node_measured_inference_p50_ms'] == 9.5
+
+
+def test_the_saturated_cycle_is_split_into_the_nodes_infer_time_and_the_rest():
+    node = _node(saturated_hz=80.0)
+    saturated = node['saturated'][0]
+    node['saturated'] = [dict(saturated, node_times={'inference_p50_ms': ms})
+                         for ms in (11.0, 10.0, 10.5)]
+    summary = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)['saturated']
+    assert summary['cycle_ms'] == pytest.approx(1000.0 / summary['outputs_per_s'])
+    assert summary['node_measured_inference_p50_ms'] == 10.5
+    node['saturated'] = [saturated]
+    summary = report.model_summary(_raw(), FLOOR, node, 60.0, RETURN_FLOOR)['saturated']
+    assert summary['node_measured_inference_p50_ms'] is None
 
 
 def test_start_up_compares_the_cycles_after_the_first_which_also_imports_the_runtime():

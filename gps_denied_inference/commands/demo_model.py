@@ -1,16 +1,17 @@
 """`demo-model OUT.onnx`: generate and seal the demo corner detector (or the heavy benchmark).
 
-The default is a Harris corner detector expressed as a CNN (keypoint-score map and
-per-cell gradient descriptors for a grayscale image); `--superpoint` builds a
-SuperPoint-sized network with seeded random weights and the same inputs and outputs.
-Nothing is downloaded.
+The default is a Harris corner detector expressed as a CNN (keypoint scores and per-cell
+gradient descriptors for a grayscale image); `--superpoint` builds a SuperPoint-sized
+network with seeded random weights and the same inputs and outputs. Both end in a top-K
+selection: `keypoints` [1, K, 3] rows (x, y, score), strongest first, zero rows padding,
+and `descriptors` [1, K, C]. Nothing is downloaded.
 """
 
 import argparse
 from pathlib import Path
 from typing import Any
 
-from gps_denied_inference.demo_model import write_demo_model
+from gps_denied_inference.demo_model import MAX_KEYPOINTS, write_demo_model
 from gps_denied_inference.sealing import manifest_sidecar_path, sha256_sidecar_path
 
 
@@ -25,13 +26,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument('--superpoint', action='store_true',
                         help='SuperPoint-sized network with random weights, for benchmarks')
     parser.add_argument('--seed', type=int, default=0, help='weights seed for --superpoint')
+    parser.add_argument('--max-keypoints', type=int, default=MAX_KEYPOINTS,
+                        help=f'keypoint rows K (default {MAX_KEYPOINTS}; at most H x W)')
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Write and seal the model; print what was written."""
     manifest = write_demo_model(args.out, height=args.height, width=args.width,
-                                superpoint=args.superpoint, seed=args.seed)
+                                superpoint=args.superpoint, seed=args.seed,
+                                max_keypoints=args.max_keypoints)
     print(f'wrote {args.out} ({manifest.extra["model"]}, {args.height}x{args.width}, '
           f'opset {manifest.opset})')
     print(f'  sha256    {manifest.artifact_sha256}')

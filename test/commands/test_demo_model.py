@@ -31,6 +31,21 @@ def test_demo_model_superpoint_uses_the_seed(tmp_path, cli):
     assert '"seed": 3' in manifest_sidecar_path(first).read_text()
 
 
+def test_demo_model_max_keypoints_sets_the_rows(tmp_path, cli):
+    path = tmp_path / 'corners.onnx'
+    code, out, err = cli('demo-model', path, '--height', '48', '--width', '64',
+                         '--max-keypoints', '50')
+    assert code == 0, err
+    assert 'keypoints [1, 50, 3]' in out and 'descriptors [1, 50, 8]' in out
+    assert '"max_keypoints": 50' in manifest_sidecar_path(path).read_text()
+
+
+def test_demo_model_refuses_zero_keypoints(tmp_path, cli):
+    code, _, err = cli('demo-model', tmp_path / 'm.onnx', '--max-keypoints', '0')
+    assert code == 1 and 'max_keypoints = 0' in err
+    assert not (tmp_path / 'm.onnx').exists()
+
+
 @pytest.mark.parametrize('size', [['--height', '50'], ['--width', '0']])
 def test_demo_model_refuses_sizes_that_are_not_multiples_of_8(tmp_path, cli, size):
     code, _, err = cli('demo-model', tmp_path / 'm.onnx', *size)
