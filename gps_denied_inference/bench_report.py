@@ -257,6 +257,13 @@ def model_summary(raw: Dict[str, Any], floor: Dict[str, Any], node: Dict[str, An
             'startup': startup, 'targets': targets}
 
 
+def data_size(nbytes: Optional[float]) -> str:
+    """Bytes as MiB, or as KiB below one MiB (a 44 KiB output is not '0.0 MiB')."""
+    if nbytes is None:
+        return '-'
+    return f'{nbytes / MIB:.1f} MiB' if nbytes >= MIB else f'{nbytes / 1024:.0f} KiB'
+
+
 def _fmt(value: Optional[float], digits: int = 1, suffix: str = '') -> str:
     return '-' if value is None else f'{value:.{digits}f}{suffix}'
 
@@ -311,7 +318,7 @@ def issue7_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
         row("  return floor: this model's outputs back, p50 / p95 (ms)",
             lambda m: f"{_fmt(m['return_transport']['p50_ms'])} / "
                       f"{_fmt(m['return_transport']['p95_ms'])} "
-                      f"({_fmt(m['return_transport']['bytes_per_frame'] / MIB)} MiB)"),
+                      f"({data_size(m['return_transport']['bytes_per_frame'])})"),
         row('  overhead against the paced raw, less return floor p50 / p95 (ms)',
             lambda m: f"{_fmt(m['overhead']['p50_ms_less_return_floor'])} / "
                       f"{_fmt(m['overhead']['p95_ms_less_return_floor'])}"),
@@ -406,7 +413,7 @@ def findings(results: Dict[str, Any]) -> List[str]:
             f"the e2e rate, as the node receives frames, the model alone took "
             f"{_fmt(paced.get('p50_ms'))} ms (the node measured its infer calls at "
             f"{_fmt(over['node_measured_inference_p50_ms'])} ms). The same outputs "
-            f"({_fmt(raw.get('output_bytes', 0) / MIB)} MiB per frame) sent by a bare "
+            f"({data_size(raw.get('output_bytes', 0))} per frame) sent by a bare "
             f"publisher take {_fmt(m['return_transport']['p50_ms'])} ms to arrive, so against "
             f"the paced raw {_fmt(over['p50_ms_less_return_floor'])} ms p50 "
             f"({_fmt(over['p95_ms_less_return_floor'])} ms p95) remains for the node. Measured "

@@ -221,6 +221,12 @@ def test_findings_state_each_section_with_this_runs_numbers():
     assert any(cycle in line and '(raw 10.00 ms)' in line for line in lines)
 
 
+@pytest.mark.parametrize('nbytes, text', [(None, '-'), (45_056, '44 KiB'),
+                                           (report.MIB, '1.0 MiB'), (6_144_000, '5.9 MiB')])
+def test_data_sizes_below_a_mib_are_in_kib(nbytes, text):
+    assert report.data_size(nbytes) == text
+
+
 def test_findings_skip_a_model_without_overload():
     node = _node()
     node['overload'] = None
