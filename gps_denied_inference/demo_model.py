@@ -16,7 +16,8 @@ and to publish; the list below is 44 KiB for the corner detector):
   holding keypoint i (all zero for a zero row of `keypoints`).
 The node publishes them as a K x 3 and a K x C 32FC1 image (it drops leading 1-dims).
 The selection (top-K of the non-maximum-suppressed score map, a gather of the cell
-descriptors) is part of the graph, so it runs on the accelerator with the network.
+descriptors) is part of the graph, so it runs on the accelerator with the network. A
+TensorRT build needs K <= 3840 (its TopK layer's limit); the default 1024 fits.
 """
 
 from pathlib import Path
@@ -169,8 +170,8 @@ def _sparse_outputs(g: _Graph, scores: str, cell_descriptors: str, height: int, 
     """`keypoints` and `descriptors` (see the module docstring) from the dense maps.
 
     scores: [1, 1, H, W], zero except at kept maxima; cell_descriptors: [1, H/8, W/8, C].
-    Coordinates come from the flat index in float arithmetic (TensorRT handles int64
-    division poorly), exact for the sizes _check_size allows.
+    Coordinates come from the flat index in float32 arithmetic, exact for the sizes
+    _check_size allows, so the graph divides no integers.
     """
     values, indices = g.ops('TopK', [g.op('Reshape', [scores, g.ints(1, height * width)]),
                                      g.ints(keypoints)], 2, axis=1, largest=1, sorted=1)

@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
                         help='SuperPoint-sized network with random weights, for benchmarks')
     parser.add_argument('--seed', type=int, default=0, help='weights seed for --superpoint')
     parser.add_argument('--max-keypoints', type=int, default=MAX_KEYPOINTS,
-                        help=f'keypoint rows K (default {MAX_KEYPOINTS}; at most H x W)')
+                        help=f'keypoint rows K (default {MAX_KEYPOINTS}; at most H x W; '
+                             'TensorRT builds take at most 3840)')
     parser.set_defaults(func=run)
 
 
