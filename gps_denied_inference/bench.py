@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional
 from gps_denied_inference import bench_report as report
 from gps_denied_inference.bench_frames import FRAME_KINDS
 from gps_denied_inference.bench_report import ISSUE7_KIND
+from gps_denied_inference.demo_model import OUTPUT_NAMES, write_demo_model
 from gps_denied_inference.sealing import manifest_sidecar_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,6 @@ PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES
 FAST_DDS_2_DISTROS = ('humble', 'iron', 'jazzy')
 SETTINGS = ('shipped', 'default')
 MODELS = {'corners': False, 'superpoint': True}  # name -> superpoint-sized
-OUTPUTS = ('keypoints', 'descriptors')
 CAMERA_RATE_HZ = 30.0
 
 
@@ -174,7 +174,7 @@ def e2e_rate_hz(raw: Dict[str, Any]) -> float:
 
 def return_topics(name: str) -> Dict[str, str]:
     """{output: topic} the return floor sends model `name`'s outputs on."""
-    return {output: f'/bench/return/{name}/{output}' for output in OUTPUTS}
+    return {output: f'/bench/return/{name}/{output}' for output in OUTPUT_NAMES}
 
 
 def return_floor_plan(name: str, model_path: Path, raw: Dict[str, Any],
@@ -198,7 +198,7 @@ def node_plan(name: str, pid: int, raw: Dict[str, Any], profile: Profile, full: 
     e2e_rate = e2e_rate_hz(raw)
     plan: Dict[str, Any] = {
         'node': f'bench_{name}', 'model': name, 'pid': pid,
-        'input_topic': f'/bench/camera/{name}', 'outputs': list(OUTPUTS),
+        'input_topic': f'/bench/camera/{name}', 'outputs': list(OUTPUT_NAMES),
         'startup_cycles': profile.startup_cycles if full else 1,
         'settle_s': max(1.0, 3e-3 * raw['p95_ms']),
         'diagnostics_timeout_s': 10.0,
@@ -442,8 +442,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     profile = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.overload_seconds is not None:
         profile = replace(profile, overload_seconds=args.overload_seconds)
-    from gps_denied_inference.demo_model import write_demo_model
-
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     models = {}

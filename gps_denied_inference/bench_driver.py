@@ -187,6 +187,16 @@ def stream(send: Send, rate_hz: float, count: int, label: str) -> Dict[str, Any]
             'rate_hz_achieved': (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0}
 
 
+def _floor_runs(send: Send, spec: Dict[str, Any], label: str) -> List[Dict[str, Any]]:
+    """`spec['repeats']` streams to the bare subscriber, half a second apart."""
+    runs = []
+    for repeat in range(spec['repeats']):
+        run = stream(send, spec['rate_hz'], spec['frames'], f'{label}/{repeat}')
+        runs.append({'frame_ids': run['frame_ids'], 'rate_hz_achieved': run['rate_hz_achieved']})
+        time.sleep(0.5)
+    return runs
+
+
 class RawBaseline:
     """The model's raw session.run in this process, timed on demand next to a node phase."""
 
@@ -253,13 +263,8 @@ class Driver:
 
         publisher = self.ros.node.create_publisher(Image, spec['topic'], CAMERA_QOS)
         matched = wait_until(lambda: publisher.get_subscription_count() > 0, MATCH_TIMEOUT_S)
-        runs = []
-        for repeat in range(spec['repeats']):
-            run = stream(camera_sender(publisher, self.messages(spec['kind'])),
-                         spec['rate_hz'], spec['frames'], f'floor/{spec["kind"]}/{repeat}')
-            runs.append({'frame_ids': run['frame_ids'],
-                         'rate_hz_achieved': run['rate_hz_achieved']})
-            time.sleep(0.5)
+        runs = _floor_runs(camera_sender(publisher, self.messages(spec['kind'])), spec,
+                           f'floor/{spec["kind"]}')
         self.result['floor'].append({'kind': spec['kind'], 'topic': spec['topic'],
                                      'matched': matched, 'runs': runs})
         self.ros.node.destroy_publisher(publisher)
@@ -276,13 +281,7 @@ class Driver:
                   messages[name]) for name in spec['topics']]
         matched = wait_until(lambda: all(p.get_subscription_count() > 0 for p, _ in pairs),
                              MATCH_TIMEOUT_S)
-        runs = []
-        for repeat in range(spec['repeats']):
-            run = stream(output_set_sender(pairs), spec['rate_hz'], spec['frames'],
-                         f'return/{spec["model"]}/{repeat}')
-            runs.append({'frame_ids': run['frame_ids'],
-                         'rate_hz_achieved': run['rate_hz_achieved']})
-            time.sleep(0.5)
+        runs = _floor_runs(output_set_sender(pairs), spec, f'return/{spec["model"]}')
         self.result['return_floor'][spec['model']] = {
             'topics': list(spec['topics'].values()), 'matched': matched, 'runs': runs,
             'bytes_per_frame': sum(len(msg.data) for _, msg in pairs)}

@@ -27,14 +27,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from gps_denied_inference.demo_model import MAX_KEYPOINTS, write_demo_model
+from gps_denied_inference.demo_model import MAX_KEYPOINTS, OUTPUT_NAMES, write_demo_model
 from gps_denied_inference.lifecycle_client import LifecycleClient
 from gps_denied_inference.output_encoding import decode_output
 from gps_denied_inference.scene import AerialScene
 
 NODE = '/gps_denied_inference'
 MODEL = 'corners'
-OUTPUTS = ('keypoints', 'descriptors')
 LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')
 # A 640x480 frame of the aerial scene holds about 500 corners; a model that finds this few
 # on the last frame is not working.
@@ -139,7 +138,7 @@ def subscribe(ros, received: Received) -> None:
     """Outputs (reliable) and /diagnostics."""
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                      reliability=ReliabilityPolicy.RELIABLE)
-    for output in OUTPUTS:
+    for output in OUTPUT_NAMES:
         topic = f'{NODE}/{MODEL}/{output}'
 
         def on_output(msg: Image, topic: str = topic, output: str = output) -> None:

@@ -46,6 +46,7 @@ SUPERPOINT_ENCODER = (64, 64, 64, 64, 128, 128, 128, 128)
 SUPERPOINT_HEAD = 256
 SUPERPOINT_DESCRIPTOR = 256
 MAX_KEYPOINTS = 1024
+OUTPUT_NAMES = ('keypoints', 'descriptors')
 # Pixel coordinates are derived from the flat top-K index in float32, exact below 2^24 pixels.
 MAX_PIXELS = 2 ** 24 - 1
 
