@@ -56,19 +56,21 @@ class Profile:
     # The paired raw baseline timed right before each paced and saturated stream.
     paired_raw_seconds: float = 1.5
     paired_raw_min_iterations: int = 5
+    # Frames per camera format for the subscription callback's decode + preprocess.
+    callback_iterations: int = 200
 
 
 FULL = Profile()
 QUICK = Profile(repeats=1, raw_seconds=1.0, raw_min_iterations=3, floor_frames=20,
                 e2e_seconds=1.5, e2e_min_frames=3, saturated_seconds=3.0,
                 overload_seconds=8.0, startup_cycles=2, paired_raw_seconds=0.5,
-                paired_raw_min_iterations=3)
+                paired_raw_min_iterations=3, callback_iterations=50)
 # For the smoke test: every section runs and every number is produced, none is meaningful;
 # 10 frames per phase so a few lost best-effort frames still leave numbers to check.
 SMOKE = Profile(repeats=1, raw_seconds=0.2, raw_min_iterations=3, floor_frames=10,
                 e2e_seconds=0.2, e2e_min_frames=10, saturated_seconds=0.5,
                 overload_seconds=1.0, startup_cycles=1, paired_raw_seconds=0.1,
-                paired_raw_min_iterations=2)
+                paired_raw_min_iterations=2, callback_iterations=3)
 
 
 def log(message: str) -> None:
@@ -141,18 +143,21 @@ def measure_raw(models: Dict[str, Any], profile: Profile) -> Dict[str, Dict[str,
     """Section 1 and the raw half of section 6, in this process, nothing else running."""
     import numpy as np
 
-    from gps_denied_inference.bench_raw import preprocessed_input, raw_runs, raw_startups
+    from gps_denied_inference import bench_raw
     from gps_denied_inference.scene import AerialScene
 
     scene = AerialScene(seed=7)
     raw = {}
     for name, (path, manifest) in models.items():
-        tensor = preprocessed_input(manifest, scene, ISSUE7_KIND)
+        tensor = bench_raw.preprocessed_input(manifest, scene, ISSUE7_KIND)
         log(f'raw: {name}: {profile.repeats} x >= {profile.raw_seconds:.0f} s of session.run')
-        runs = raw_runs(str(path), manifest, tensor, profile.repeats, profile.raw_seconds,
-                        profile.raw_min_iterations)
-        startups = raw_startups(str(path), manifest, tensor, profile.startup_cycles)
+        runs = bench_raw.raw_runs(str(path), manifest, tensor, profile.repeats,
+                                  profile.raw_seconds, profile.raw_min_iterations)
+        startups = bench_raw.raw_startups(str(path), manifest, tensor, profile.startup_cycles)
         raw[name] = report.raw_summary(runs, startups)
+        raw[name]['callback'] = {
+            kind: report.percentiles_ms(seconds) for kind, seconds in
+            bench_raw.callback_costs(manifest, scene, profile.callback_iterations).items()}
         raw[name]['output_bytes'] = sum(
             int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
             for spec in manifest.outputs)

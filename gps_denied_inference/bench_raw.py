@@ -4,8 +4,10 @@
 cannot beat it); the driver also runs one `timed_run` right before each node phase, so the
 node is compared with raw numbers measured seconds apart, not minutes. `raw_startups` times
 creating the session from the file plus one warm-up run (what configure + activate do,
-without the gate, the budget and the services). The session options match
-OnnxRuntimeRuntime's: one intra-op thread, sequential, no spinning.
+without the gate, the budget and the services). `callback_costs` times what the node's
+subscription callback does per frame (decode, then preprocess to the model's input), per
+camera format: the executor thread's price for having the next input ready. The session
+options match OnnxRuntimeRuntime's: one intra-op thread, sequential, no spinning.
 """
 
 import time
@@ -34,13 +36,32 @@ def create_session(path: str) -> Any:
                                         providers=['CPUExecutionProvider'])
 
 
-def preprocessed_input(manifest: Manifest, scene: Any, kind: str = 'mono8_640x480') -> np.ndarray:
-    """The tensor the node would feed for scene frame 0 of `kind` (decode, then preprocess)."""
+def _frame_fields(scene: Any, kind: str) -> Dict[str, Any]:
+    """decode_image's arguments for scene frame 0 of `kind`, as a message carries them."""
     frame = FRAME_KINDS[kind]
     pixels = scene.frame(0, width=frame.width, height=frame.height, encoding=frame.encoding)
-    image = decode_image(frame.encoding, frame.height, frame.width,
-                         frame.width * frame.channels, 0, pixels.tobytes())
-    return preprocess(image, manifest.preprocess)
+    return {'encoding': frame.encoding, 'height': frame.height, 'width': frame.width,
+            'step': frame.width * frame.channels, 'is_bigendian': 0, 'data': pixels.tobytes()}
+
+
+def preprocessed_input(manifest: Manifest, scene: Any, kind: str = 'mono8_640x480') -> np.ndarray:
+    """The tensor the node would feed for scene frame 0 of `kind` (decode, then preprocess)."""
+    return preprocess(decode_image(**_frame_fields(scene, kind)), manifest.preprocess)
+
+
+def callback_costs(manifest: Manifest, scene: Any, iterations: int) -> Dict[str, List[float]]:
+    """{frame kind: seconds of decode + preprocess per frame}, `iterations` frames each."""
+    costs = {}
+    for kind in FRAME_KINDS:
+        fields = _frame_fields(scene, kind)
+        preprocess(decode_image(**fields), manifest.preprocess)
+        seconds = []
+        for _ in range(iterations):
+            started = time.perf_counter()
+            preprocess(decode_image(**fields), manifest.preprocess)
+            seconds.append(time.perf_counter() - started)
+        costs[kind] = seconds
+    return costs
 
 
 def timed_run(session: Any, manifest: Manifest, tensor: np.ndarray, seconds: float,

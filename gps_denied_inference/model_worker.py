@@ -1,15 +1,24 @@
-"""Two threads per model: newest frame -> decode -> preprocess -> infer, then -> publish.
+"""Per model: decode and preprocess on arrival, then newest input -> infer -> publish.
 
-The subscription callback only calls submit(), which stores the frame in a one-slot mailbox;
-all work happens off the executor, so a slow model never blocks ROS callbacks. The inference
-thread hands each result to a publishing thread through a one-slot handoff and goes straight
-back to the model: checking, encoding and publishing one frame's outputs overlap the next
-inference instead of adding to it. That matters for dense outputs (about 1.3 ms of Python for
-5.9 MiB) and where the model runs on the GPU; for a few KiB of outputs the handoff costs
-about 0.16 ms of latency more than publishing inline (README, "Benchmark"). The handoff
-blocks while the previous result is still being published, so results are never queued or
-dropped there, and they are published in frame order. A bad frame or a failed inference is
-counted and reported; the worker always goes on.
+submit() runs on the subscription callback's thread: it decodes the frame and preprocesses
+it into the model's input tensor there, and stores that input in a one-slot mailbox. So when
+frames arrive faster than the model runs, the next input is ready the moment the model
+finishes and the inference thread only infers (measured: with preprocessing on the inference
+thread, 6-9% of each saturated cycle of the corner model went to it, under contention from
+the executor and the camera; README, "Benchmark"). When the model is idle the work is the
+same, done before the wake-up instead of after it. The price: the callback's thread spends a
+preprocess per received frame, including frames a newer one overwrites before the model takes
+them (about 0.1 ms for 640x480 mono8 here; README gives the sizes); a slow model still never
+blocks it.
+
+The inference thread hands each result to a publishing thread through a one-slot handoff and
+goes straight back to the model: checking, encoding and publishing one frame's outputs
+overlap the next inference instead of adding to it. That matters for dense outputs (about
+1.3 ms of Python for 5.9 MiB) and where the model runs on the GPU; for a few KiB of outputs
+the handoff costs about 0.16 ms of latency more than publishing inline (README,
+"Benchmark"). The handoff blocks while the previous result is still being published, so
+results are never queued or dropped there, and they are published in frame order. A bad
+frame or a failed inference is counted and reported; the worker always goes on.
 """
 
 from dataclasses import dataclass
@@ -31,7 +40,7 @@ from gps_denied_inference.preprocess import preprocess
 
 @dataclass(frozen=True)
 class Frame:
-    """The fields of one sensor_msgs/Image, by reference (no pixel copy in the callback)."""
+    """The fields of one sensor_msgs/Image, by reference: submit() reads the pixels once."""
 
     header: Any
     encoding: str
@@ -43,11 +52,20 @@ class Frame:
     received_at: float
 
 
+@dataclass(frozen=True)
+class _Input:
+    """One frame ready for the model: its header, its input tensor, when it was received."""
+
+    header: Any
+    tensor: np.ndarray
+    received_at: float
+
+
 Outputs = Dict[str, np.ndarray]
 PublishFn = Callable[[Any, Outputs, bool], None]
-# One inferred frame on its way to the publishing thread: the frame, its outputs and the
+# One inferred frame on its way to the publishing thread: the input, its outputs and the
 # seconds the runtime's infer call took.
-_Result = Tuple[Frame, Outputs, float]
+_Result = Tuple[_Input, Outputs, float]
 
 
 class ModelWorker:
@@ -61,15 +79,36 @@ class ModelWorker:
         self._publish = publish
         self._warn = warn
         self._is_throttled = is_throttled
-        self._mailbox: FrameMailbox[Frame] = FrameMailbox()
+        self._mailbox: FrameMailbox[_Input] = FrameMailbox()
         self._results: 'queue.Queue[Optional[_Result]]' = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._publishing: Optional[threading.Thread] = None
 
     def submit(self, frame: Frame) -> None:
-        """Store the newest frame; an overwritten, unprocessed frame counts as dropped."""
-        self.stats.on_received(self._mailbox.put(frame))
+        """Decode and preprocess `frame` on the caller's thread, then store its input.
+
+        An overwritten, unprocessed input counts as dropped; a frame that cannot be decoded
+        or preprocessed is counted and warned about, and nothing escapes to the caller.
+        """
+        name = self.model.config.name
+        try:
+            image = decode_image(frame.encoding, frame.height, frame.width, frame.step,
+                                 frame.is_bigendian, frame.data)
+            tensor = preprocess(image, self.model.contract)
+        except ImageRejectedError as err:
+            self.stats.on_received(False)
+            self.stats.on_rejected(err.reason, f'rejected frame: {err}')
+            self._warn(f'model {name}: rejected input frame: {err}')
+            return
+        except Exception as err:  # noqa: B902 - a bad frame must not reach the executor
+            self.stats.on_received(False)
+            self.stats.on_failed(f'preprocessing failed: {type(err).__name__}: {err}')
+            self._warn(f'model {name}: preprocessing failed, frame dropped: '
+                       f'{type(err).__name__}: {err}')
+            return
+        self.stats.on_received(self._mailbox.put(_Input(frame.header, tensor,
+                                                        frame.received_at)))
 
     def start(self) -> None:
         """Start the inference and publishing threads."""
@@ -93,24 +132,16 @@ class ModelWorker:
         return not any(thread is not None and thread.is_alive()
                        for thread in (self._thread, self._publishing))
 
-    def _infer(self, frame: Frame) -> Optional[Tuple[Outputs, float]]:
-        """Decode, preprocess and infer one frame; None (counted, warned) when it failed.
+    def _infer(self, item: _Input) -> Optional[Tuple[Outputs, float]]:
+        """Infer one input; None (counted, warned) when it failed.
 
         Returns the outputs and the seconds the runtime's infer call took.
         """
         name = self.model.config.name
         try:
-            image = decode_image(frame.encoding, frame.height, frame.width, frame.step,
-                                 frame.is_bigendian, frame.data)
-        except ImageRejectedError as err:
-            self.stats.on_rejected(err.reason, f'rejected frame: {err}')
-            self._warn(f'model {name}: rejected input frame: {err}')
-            return None
-        try:
-            tensor = preprocess(image, self.model.contract)
             started = time.monotonic()
             outputs = self.model.runtime.infer(self.model.handle,
-                                               {self.model.input_name: tensor})
+                                               {self.model.input_name: item.tensor})
             return outputs, time.monotonic() - started
         except InferenceError as err:
             self.stats.on_failed(f'inference failed: {err}')
@@ -121,31 +152,31 @@ class ModelWorker:
                        f'{type(err).__name__}: {err}')
         return None
 
-    def _deliver(self, frame: Frame, outputs: Outputs, inference_s: float) -> bool:
+    def _deliver(self, item: _Input, outputs: Outputs, inference_s: float) -> bool:
         """Flag NaN/Inf, publish with the frame's header, count; True when published."""
         name = self.model.config.name
         try:
             nonfinite = any(count_nonfinite(array) for array in outputs.values())
             if nonfinite:
                 self._warn(f'model {name}: output contains NaN or Inf; published and flagged')
-            self._publish(frame.header, outputs, nonfinite)
+            self._publish(item.header, outputs, nonfinite)
         except Exception as err:  # noqa: B902 - e.g. a publish failure during shutdown
             self.stats.on_failed(f'{type(err).__name__}: {err}')
             self._warn(f'model {name}: fault while publishing: {err}')
             return False
-        self.stats.on_processed(time.monotonic() - frame.received_at, nonfinite, inference_s)
+        self.stats.on_processed(time.monotonic() - item.received_at, nonfinite, inference_s)
         return True
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                frame = self._mailbox.take(timeout_s=0.1)
-                if frame is None:
+                item = self._mailbox.take(timeout_s=0.1)
+                if item is None:
                     continue
                 started = time.monotonic()
-                inferred = self._infer(frame)
+                inferred = self._infer(item)
                 if inferred is not None:
-                    self._results.put((frame, *inferred))
+                    self._results.put((item, *inferred))
                 if self._is_throttled():
                     self._stop.wait(time.monotonic() - started)
         finally:

@@ -115,6 +115,8 @@ def test_smoke_run_produces_every_section(tmp_path):
     model = results['issue7']['corners']
     raw = model['raw']
     assert 0 < raw['p50_ms'] <= raw['p95_ms'] and raw['throughput_hz'] > 0
+    assert list(raw['callback']) == list(FRAME_KINDS)
+    assert all(0 < cost['p50_ms'] <= cost['p95_ms'] for cost in raw['callback'].values())
     assert model['transport']['delivered'] > 0
     assert model['return_transport']['delivered'] > 0
     assert model['return_transport']['bytes_per_frame'] == raw['output_bytes']

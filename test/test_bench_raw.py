@@ -4,8 +4,11 @@ from artifacts import make_sealed_onnx
 import numpy as np
 import pytest
 
-from gps_denied_inference.bench_raw import create_session, raw_runs, timed_run
+from gps_denied_inference import bench_raw
+from gps_denied_inference.bench_frames import FRAME_KINDS
+from gps_denied_inference.bench_raw import callback_costs, create_session, raw_runs, timed_run
 from gps_denied_inference.manifest import Manifest
+from gps_denied_inference.scene import AerialScene
 from gps_denied_inference.sealing import manifest_sidecar_path
 
 
@@ -32,3 +35,25 @@ def test_a_paced_loop_starts_one_run_per_period(model):
     assert len(run['latencies_s']) == 5
     # Four full periods between the first and the last start: at most 5 / 0.2 s = 25 Hz.
     assert run['throughput_hz'] <= 5 / 0.2
+
+
+def test_callback_costs_time_decode_and_preprocess_to_the_models_input_per_format(
+        model, monkeypatch):
+    _, manifest, _ = model
+    made = []
+    real_preprocess = bench_raw.preprocess
+
+    def recording_preprocess(image, contract):
+        tensor = real_preprocess(image, contract)
+        made.append((image.width, image.color, tensor.shape))
+        return tensor
+
+    monkeypatch.setattr(bench_raw, 'preprocess', recording_preprocess)
+    costs = callback_costs(manifest, AerialScene(seed=7, size=(1400, 800)), iterations=4)
+    assert list(costs) == list(FRAME_KINDS)
+    assert all(len(seconds) == 4 and min(seconds) > 0 for seconds in costs.values())
+    # One untimed warm-up and four timed frames per format, each the model's input tensor.
+    assert [(width, color) for width, color, _ in made] == [
+        (kind.width, 'mono' if kind.encoding == 'mono8' else 'rgb')
+        for kind in FRAME_KINDS.values() for _ in range(5)]
+    assert {shape for _, _, shape in made} == {manifest.preprocess.input_shape}

@@ -188,6 +188,16 @@ def test_tables_have_a_row_per_quantity_and_per_target():
     assert len({len(line.rstrip()) <= len(text[1]) for line in text}) == 1
 
 
+def test_the_callback_row_gives_each_camera_formats_decode_and_preprocess_cost():
+    raw = _raw()
+    raw['callback'] = {'mono8_640x480': report.percentiles_ms([0.1 * MS] * 19 + [0.3 * MS]),
+                       'rgb8_1280x720': report.percentiles_ms([1.5 * MS] * 20)}
+    rows = report.issue7_rows({'m': report.model_summary(raw, FLOOR, _node(), 60.0)})
+    cells = {row[0]: row[1] for row in rows}
+    assert cells["1 subscription callback's decode + preprocess per frame p50 / p95 (ms)"] == (
+        'mono8_640x480 0.10 / 0.11, rgb8_1280x720 1.50 / 1.50')
+
+
 def test_transport_rows_show_missing_cells_as_dashes():
     transport = {'default': {'rgb8_640x480': {'floor': report.delivery_summary(
         [{'sent': 10, 'latencies_s': []}])}}}

@@ -1,8 +1,9 @@
 """ModelWorker without ROS: a real ONNX Runtime model, a recording publish function.
 
-The worker's promise: results are published in frame order with their own header, every
-received frame is accounted for, publishing one frame overlaps inferring the next, and the
-handoff between the two never queues or drops a result.
+The worker's promise: each frame is decoded and preprocessed by the thread that submits it,
+results are published in frame order with their own header, every received frame is
+accounted for, publishing one frame overlaps inferring the next, and the handoff between the
+two never queues or drops a result.
 """
 
 from dataclasses import replace
@@ -15,6 +16,7 @@ from node_harness import wait_until
 import numpy as np
 import pytest
 
+from gps_denied_inference import model_worker
 from gps_denied_inference.inference_core import InferenceCore
 from gps_denied_inference.model_stats import ModelStats
 from gps_denied_inference.model_worker import Frame, ModelWorker
@@ -216,5 +218,79 @@ def test_inference_and_the_nodes_own_time_are_reported_apart(loaded):
         assert snapshot.inference_p50_ms >= 50.0
         assert snapshot.node_overhead_p50_ms >= 30.0
         assert snapshot.latency_p50_ms >= snapshot.inference_p50_ms + 30.0
+    finally:
+        assert worker.stop()
+
+
+def test_the_submitting_thread_prepares_the_input_while_the_model_is_busy(loaded, monkeypatch):
+    """With frame 1's inference held, submit(frame 2) returns with frame 2 preprocessed."""
+    prepared_on = []
+    real_preprocess = model_worker.preprocess
+
+    def recording_preprocess(image, contract):
+        prepared_on.append(threading.current_thread())
+        return real_preprocess(image, contract)
+
+    monkeypatch.setattr(model_worker, 'preprocess', recording_preprocess)
+    runtime = GatedRuntime(loaded.runtime)
+    loaded.runtime = runtime
+    runtime.release.clear()
+    recorder = Recorder()
+    worker, stats, warnings = start(loaded, recorder)
+    try:
+        worker.submit(frame(1))
+        assert wait_until(lambda: len(runtime.started) == 1, WAIT_S)
+        worker.submit(frame(2))
+        assert prepared_on == [threading.current_thread()] * 2
+        runtime.release.set()
+        assert wait_until(lambda: len(recorder.published) == 2, WAIT_S)
+        assert recorder.published == [('f1', pytest.approx(2 / 255)),
+                                      ('f2', pytest.approx(4 / 255))]
+        assert warnings == []
+    finally:
+        runtime.release.set()
+        assert worker.stop()
+
+
+def test_a_rejected_frame_is_counted_before_submit_returns_and_never_reaches_the_model(loaded):
+    runtime = GatedRuntime(loaded.runtime)
+    loaded.runtime = runtime
+    recorder = Recorder()
+    worker, stats, warnings = start(loaded, recorder)
+    try:
+        worker.submit(replace(frame(1), data=b'short'))
+        snapshot = stats.snapshot()
+        assert (snapshot.received, snapshot.rejected, snapshot.rejected_by_reason) == (
+            1, 1, {'data_length': 1})
+        assert len(warnings) == 1 and 'rejected input frame' in warnings[0]
+        assert 'data is short' in warnings[0]
+        worker.submit(frame(2))
+        assert wait_until(lambda: len(recorder.published) == 1, WAIT_S)
+        assert runtime.started == [pytest.approx(2 / 255)]
+        assert recorder.published == [('f2', pytest.approx(4 / 255))]
+    finally:
+        assert worker.stop()
+
+
+def test_a_preprocessing_fault_is_counted_and_does_not_reach_the_caller(loaded, monkeypatch):
+    real_preprocess = model_worker.preprocess
+
+    def failing_on_value_3(image, contract):
+        if int(image.pixels[0, 0]) == 3:
+            raise MemoryError('no room for the input tensor')
+        return real_preprocess(image, contract)
+
+    monkeypatch.setattr(model_worker, 'preprocess', failing_on_value_3)
+    recorder = Recorder()
+    worker, stats, warnings = start(loaded, recorder)
+    try:
+        for index in (3, 4):
+            worker.submit(frame(index))
+        assert wait_until(lambda: len(recorder.published) == 1, WAIT_S)
+        assert recorder.published == [('f4', pytest.approx(8 / 255))]
+        snapshot = stats.snapshot()
+        assert (snapshot.received, snapshot.failed) == (2, 1)
+        assert 'MemoryError: no room for the input tensor' in snapshot.last_error
+        assert any('preprocessing failed, frame dropped' in w for w in warnings)
     finally:
         assert worker.stop()
