@@ -17,9 +17,9 @@ from gps_denied_inference.gate import EngineGate, GateExpectation
 from gps_denied_inference.manifest import Manifest
 from gps_denied_inference.memory import (
     execution_need,
+    in_flight_need,
     MemoryBudget,
     MemoryNeed,
-    results_need,
     weights_need,
 )
 from gps_denied_inference.node_config import NodeConfig
@@ -101,20 +101,21 @@ class InferenceCore:
     def activate(self) -> None:
         """Refuse before allocating if execution memory does not fit; then prepare all.
 
-        Execution is the runtime's activations and I/O buffers plus the worker's results in
-        flight (outputs handed to the publishing thread), reserved here by the core.
+        Execution is the runtime's activations and I/O buffers plus what the worker holds in
+        flight (prepared inputs waiting for the model, outputs handed to the publishing
+        thread), reserved here by the core.
         """
         pending = [m for m in self.models if not m.prepared]
         self._refuse_unless_fits('execution', [
-            (m.config.name, execution_need(m.manifest, m.on_gpu) + results_need(m.manifest))
+            (m.config.name, execution_need(m.manifest, m.on_gpu) + in_flight_need(m.manifest))
             for m in pending])
         for model in pending:
-            results = f'{model.config.name}:results'
-            self.budget.reserve(results, results_need(model.manifest))
+            in_flight = f'{model.config.name}:in_flight'
+            self.budget.reserve(in_flight, in_flight_need(model.manifest))
             try:
                 model.runtime.prepare_execution(model.handle)
             except BaseException:
-                self.budget.release(results)
+                self.budget.release(in_flight)
                 raise
             model.prepared = True
 
@@ -122,7 +123,7 @@ class InferenceCore:
         """Release every engine (idempotent); the budget ledger returns to zero."""
         errors = []
         for model in self.models:
-            self.budget.release(f'{model.config.name}:results')
+            self.budget.release(f'{model.config.name}:in_flight')
             try:
                 model.runtime.release_engine(model.handle)
             except Exception as err:  # noqa: B902 - release the others, then report

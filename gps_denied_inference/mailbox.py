@@ -49,6 +49,12 @@ class FrameMailbox(Generic[T]):
             self._condition.notify_all()
 
     @property
+    def pending(self) -> bool:
+        """True while a frame waits to be taken."""
+        with self._condition:
+            return self._item is not None
+
+    @property
     def closed(self) -> bool:
         """True once close() ran."""
         return self._closed

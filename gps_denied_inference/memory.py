@@ -228,11 +228,15 @@ def execution_need(manifest: Manifest, on_gpu: bool) -> MemoryNeed:
     return MemoryNeed(host_bytes=memory.activation_bytes + memory.io_buffer_bytes)
 
 
-# Results the model worker holds besides the runtime's own buffers: one frame's outputs being
-# published while the next waits in the handoff (model_worker.py).
+# What the model worker holds besides the runtime's own buffers (model_worker.py): prepared
+# inputs, one waiting in the mailbox while the callback prepares the next; and results, one
+# frame's outputs being published while the next waits in the handoff.
+INPUTS_IN_FLIGHT = 2
 RESULTS_IN_FLIGHT = 2
 
 
-def results_need(manifest: Manifest) -> MemoryNeed:
-    """Host copies of the outputs in flight between inference and publishing."""
-    return MemoryNeed(host_bytes=RESULTS_IN_FLIGHT * sum(t.max_nbytes for t in manifest.outputs))
+def in_flight_need(manifest: Manifest) -> MemoryNeed:
+    """Host copies of the inputs and outputs in flight outside the runtime's buffers."""
+    return MemoryNeed(host_bytes=(
+        INPUTS_IN_FLIGHT * sum(t.max_nbytes for t in manifest.inputs)
+        + RESULTS_IN_FLIGHT * sum(t.max_nbytes for t in manifest.outputs)))

@@ -11,13 +11,15 @@ preprocess per received frame, including frames a newer one overwrites before th
 them (about 0.1 ms for 640x480 mono8 here; README gives the sizes); a slow model still never
 blocks it.
 
-The inference thread hands each result to a publishing thread through a one-slot handoff and
-goes straight back to the model: checking, encoding and publishing one frame's outputs
-overlap the next inference instead of adding to it. That matters for dense outputs (about
-1.3 ms of Python for 5.9 MiB) and where the model runs on the GPU; for a few KiB of outputs
-the handoff costs about 0.16 ms of latency more than publishing inline (README,
-"Benchmark"). The handoff blocks while the previous result is still being published, so
-results are never queued or dropped there, and they are published in frame order. A bad
+When another input is already waiting, the inference thread hands its result to a
+publishing thread through a one-slot handoff and goes straight back to the model: checking,
+encoding and publishing one frame's outputs overlap the next inference instead of adding to
+it (that matters for dense outputs, about 1.3 ms of Python for 5.9 MiB, and where the model
+runs on the GPU). When nothing waits, the model would idle anyway, so the inference thread
+publishes the result itself and saves the publishing thread's wake-up (about 0.16 ms p50
+here; README, "Benchmark"); a frame arriving meanwhile waits at most that publish. Either
+way results leave in frame order (the inference thread first waits for a handed-off result
+to be published), the handoff blocks rather than queues, and nothing is dropped there. A bad
 frame or a failed inference is counted and reported; the worker always goes on.
 """
 
@@ -176,16 +178,27 @@ class ModelWorker:
                 started = time.monotonic()
                 inferred = self._infer(item)
                 if inferred is not None:
-                    self._results.put((item, *inferred))
+                    self._publish_or_hand_off((item, *inferred))
                 if self._is_throttled():
                     self._stop.wait(time.monotonic() - started)
         finally:
             self._results.put(None)
 
+    def _publish_or_hand_off(self, result: _Result) -> None:
+        """Hand off when an input waits for the model; otherwise publish here, in order."""
+        if self._mailbox.pending:
+            self._results.put(result)
+            return
+        self._results.join()
+        self._deliver(*result)
+
     def _publish_results(self) -> None:
         """Publish handed-off results in order until the inference thread says it is done."""
         while True:
             result = self._results.get()
-            if result is None:
-                return
-            self._deliver(*result)
+            try:
+                if result is None:
+                    return
+                self._deliver(*result)
+            finally:
+                self._results.task_done()

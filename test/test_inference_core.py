@@ -62,12 +62,13 @@ def test_configure_activate_cleanup_returns_the_budget_to_zero(tmp_path):
     assert core.budget.is_empty() and core.models == []
 
 
-def test_activate_reserves_the_results_in_flight_and_cleanup_releases_them(tmp_path):
+def test_activate_reserves_the_inputs_and_results_in_flight_and_cleanup_releases_them(tmp_path):
     core = InferenceCore(config_for({'a': make_sealed_onnx(tmp_path, 'a.onnx')}))
     [model] = core.configure()
-    assert 'a:results' not in core.budget.host.reservations()
+    assert 'a:in_flight' not in core.budget.host.reservations()
     core.activate()
-    assert core.budget.host.reservations()['a:results'] == 2 * model.manifest.outputs[0].max_nbytes
+    assert core.budget.host.reservations()['a:in_flight'] == 2 * (
+        model.manifest.inputs[0].max_nbytes + model.manifest.outputs[0].max_nbytes)
     core.cleanup()
     assert core.budget.is_empty()
 

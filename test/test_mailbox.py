@@ -38,3 +38,15 @@ def test_clear_reports_a_pending_frame():
     box.put('x')
     assert box.clear() is True
     assert box.take(0.0) is None
+
+
+def test_pending_says_whether_a_frame_waits_to_be_taken():
+    box = FrameMailbox()
+    assert box.pending is False
+    box.put('x')
+    assert box.pending is True
+    assert box.take(0.0) == 'x'
+    assert box.pending is False
+    box.put('y')
+    box.clear()
+    assert box.pending is False

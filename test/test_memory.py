@@ -10,11 +10,12 @@ from gps_denied_inference.errors import OutOfMemoryError
 from gps_denied_inference.manifest import MemoryPrediction, TensorSpec
 from gps_denied_inference.memory import (
     execution_need,
+    in_flight_need,
+    INPUTS_IN_FLIGHT,
     MemoryBudget,
     MemoryLedger,
     MemoryNeed,
     RESULTS_IN_FLIGHT,
-    results_need,
     weights_need,
 )
 
@@ -357,14 +358,15 @@ def test_needs_come_from_the_manifest_prediction(on_gpu, weights, execution):
     assert execution_need(manifest, on_gpu) == execution
 
 
-def test_results_in_flight_are_host_copies_of_every_output():
+def test_in_flight_are_host_copies_of_two_inputs_and_two_results():
     two_outputs = plan_manifest(tensors=(
         TensorSpec('image', 'input', 'float32', (1, 1, 480, 640)),
         TensorSpec('keypoints', 'output', 'float32', (1, 1, 480, 640)),
         TensorSpec('descriptors', 'output', 'float16', (1, 256, 60, 80))))
-    per_frame = 4 * 480 * 640 + 2 * 256 * 60 * 80
-    assert results_need(two_outputs) == MemoryNeed(host_bytes=RESULTS_IN_FLIGHT * per_frame)
-    assert RESULTS_IN_FLIGHT == 2
+    per_input = 4 * 480 * 640
+    per_result = 4 * 480 * 640 + 2 * 256 * 60 * 80
+    assert (INPUTS_IN_FLIGHT, RESULTS_IN_FLIGHT) == (2, 2)
+    assert in_flight_need(two_outputs) == MemoryNeed(host_bytes=2 * per_input + 2 * per_result)
 
 
 def test_needs_add_pool_by_pool():

@@ -2,8 +2,9 @@
 
 The worker's promise: each frame is decoded and preprocessed by the thread that submits it,
 results are published in frame order with their own header, every received frame is
-accounted for, publishing one frame overlaps inferring the next, and the handoff between the
-two never queues or drops a result.
+accounted for, publishing one frame overlaps inferring the next when an input waits (and
+happens on the inference thread when none does), and the handoff between the two never
+queues or drops a result.
 """
 
 from dataclasses import replace
@@ -46,23 +47,35 @@ def frame(index, value=None):
 
 
 class Recorder:
-    """A publish function recording (frame_id, first output value); it can be held."""
+    """A publish function recording (frame_id, first output value); it can be held.
+
+    `entered` records each frame_id as its publish starts (before any hold), `threads`, per
+    published frame, the name of the thread that published it.
+    """
 
     def __init__(self):
+        self.entered = []
         self.published = []
+        self.threads = []
         self.release = threading.Event()
         self.release.set()
         self.fail_on = None
 
     def __call__(self, header, outputs, nonfinite):
+        self.entered.append(header.frame_id)
         self.release.wait(WAIT_S)
         if header.frame_id == self.fail_on:
             raise RuntimeError('publisher is gone')
         self.published.append((header.frame_id, float(outputs['doubled'].flat[0])))
+        self.threads.append(threading.current_thread().name)
 
 
 class GatedRuntime:
-    """The real runtime; infer records that it started and can be held until released."""
+    """The real runtime; infer records the frame value it started, and can be held.
+
+    While `release` is clear every call waits; hold(v) holds only frames of pixel value v,
+    until let_go(v).
+    """
 
     def __init__(self, inner):
         self._inner = inner
@@ -70,14 +83,26 @@ class GatedRuntime:
         self.started_event = threading.Event()
         self.release = threading.Event()
         self.release.set()
+        self._holds = {}
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
+    def hold(self, *values):
+        for value in values:
+            self._holds[value] = threading.Event()
+
+    def let_go(self, value):
+        self._holds[value].set()
+
     def infer(self, handle, inputs):
-        self.started.append(float(inputs['image'].flat[0]))
+        value = float(inputs['image'].flat[0])
+        self.started.append(value)
         self.started_event.set()
         self.release.wait(WAIT_S)
+        held = self._holds.get(round(value * 255))
+        if held is not None:
+            held.wait(WAIT_S)
         return self._inner.infer(handle, inputs)
 
 
@@ -89,15 +114,23 @@ def start(model, publish, **kwargs):
     return worker, stats, warnings
 
 
-def start_with_frame_1_held_in_publishing(loaded):
-    """A worker whose publisher holds every frame; frame 1 submitted, its inference started."""
+def start_with_frame_1_held_in_publishing(loaded, *held_frames):
+    """Frame 1 handed to the publishing thread (held there), frame 2 submitted.
+
+    Frame 2 is submitted while frame 1 infers, so an input waits when frame 1's inference
+    ends: the worker hands frame 1 off and goes on to frame 2. Inferences of `held_frames`
+    are held until let go.
+    """
     runtime = GatedRuntime(loaded.runtime)
     loaded.runtime = runtime
+    runtime.hold(1, *held_frames)
     recorder = Recorder()
     recorder.release.clear()
     worker, stats, _ = start(loaded, recorder)
     worker.submit(frame(1))
     assert wait_until(lambda: len(runtime.started) == 1, WAIT_S)
+    worker.submit(frame(2))
+    runtime.let_go(1)
     return runtime, recorder, worker, stats
 
 
@@ -117,41 +150,70 @@ def test_each_frame_is_published_in_order_with_its_own_header_and_pixels(loaded)
         assert worker.stop()
 
 
+def test_with_no_input_waiting_the_inference_thread_publishes_the_result_itself(loaded):
+    recorder = Recorder()
+    worker, stats, _ = start(loaded, recorder)
+    try:
+        for index in (1, 2):
+            worker.submit(frame(index))
+            assert wait_until(lambda i=index: len(recorder.published) == i, WAIT_S)
+        assert recorder.threads == ['worker-tiny', 'worker-tiny']
+    finally:
+        assert worker.stop()
+
+
 def test_publishing_a_frame_overlaps_inferring_the_next(loaded):
     """While frame 1's publish is held, frame 2's inference runs (it would deadlock serially)."""
     runtime, recorder, worker, stats = start_with_frame_1_held_in_publishing(loaded)
     try:
-        runtime.started_event.clear()
-        worker.submit(frame(2))
         # Frame 1 is being published (held); frame 2 must reach the model meanwhile.
-        assert runtime.started_event.wait(WAIT_S), 'inference waited for publishing'
-        assert recorder.published == []
+        assert wait_until(lambda: len(runtime.started) == 2, WAIT_S), (
+            'inference waited for publishing')
+        # Frame 2's inference ends with nothing waiting: the worker publishes it, but only
+        # once frame 1 is out. Give a wrong order the time to show.
+        time.sleep(0.2)
+        assert recorder.entered == ['f1'] and recorder.published == []
         recorder.release.set()
         assert wait_until(lambda: len(recorder.published) == 2, WAIT_S)
         assert [frame_id for frame_id, _ in recorder.published] == ['f1', 'f2']
+        # Frame 1 was handed off; nothing waited after frame 2, so the worker published it,
+        # after frame 1.
+        assert recorder.threads == ['publisher-tiny', 'worker-tiny']
     finally:
         recorder.release.set()
         assert worker.stop()
 
 
 def test_a_held_publisher_backs_up_into_the_mailbox_not_a_queue(loaded):
-    """Results are never dropped or queued past the handoff; newer frames drop, counted."""
-    runtime, recorder, worker, stats = start_with_frame_1_held_in_publishing(loaded)
+    """At most one result waits in the handoff, then the worker stops taking inputs.
+
+    Newer frames overwrite each other in the mailbox meanwhile, each counted as dropped.
+    """
+    runtime, recorder, worker, stats = start_with_frame_1_held_in_publishing(loaded, 2, 9)
     try:
-        worker.submit(frame(2))
         assert wait_until(lambda: len(runtime.started) == 2, WAIT_S)
-        # Frame 1 publishing (held), frame 2 inferred and waiting in the handoff; the worker
-        # blocks, so frames 3..9 overwrite each other in the mailbox and only 9 is left.
         for index in range(3, 10):
             worker.submit(frame(index))
         assert stats.snapshot().dropped == 6
+        # Frame 9 waited when frame 2 finished: frame 2 goes into the handoff's one slot.
+        runtime.let_go(2)
+        assert wait_until(lambda: len(runtime.started) == 3, WAIT_S)
+        worker.submit(frame(10))
+        # Frame 10 waits when frame 9 finishes, but the slot still holds frame 2: the worker
+        # blocks there instead of queueing, so frames 10..14 are overwritten by 15.
+        runtime.let_go(9)
+        for index in range(11, 16):
+            worker.submit(frame(index))
+        assert stats.snapshot().dropped == 11
+        assert len(runtime.started) == 3 and recorder.published == []
         recorder.release.set()
-        assert wait_until(lambda: len(recorder.published) == 3, WAIT_S)
-        assert [frame_id for frame_id, _ in recorder.published] == ['f1', 'f2', 'f9']
-        assert runtime.started == [pytest.approx(i / 255) for i in (1, 2, 9)]
-        assert wait_until(lambda: stats.snapshot().processed == 3, WAIT_S)
+        assert wait_until(lambda: len(recorder.published) == 4, WAIT_S)
+        assert [frame_id for frame_id, _ in recorder.published] == ['f1', 'f2', 'f9', 'f15']
+        assert runtime.started == [pytest.approx(i / 255) for i in (1, 2, 9, 15)]
+        assert recorder.threads == ['publisher-tiny'] * 3 + ['worker-tiny']
+        assert wait_until(lambda: stats.snapshot().processed == 4, WAIT_S)
         snapshot = stats.snapshot()
-        assert snapshot.received == snapshot.processed + snapshot.dropped == 9
+        assert snapshot.received == snapshot.processed + snapshot.dropped == 15
     finally:
         recorder.release.set()
         assert worker.stop()
