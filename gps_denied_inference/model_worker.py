@@ -8,19 +8,20 @@ thread, 6-9% of each saturated cycle of the corner model went to it, under conte
 the executor and the camera; README, "Benchmark"). When the model is idle the work is the
 same, done before the wake-up instead of after it. The price: the callback's thread spends a
 preprocess per received frame, including frames a newer one overwrites before the model takes
-them (about 0.1 ms for 640x480 mono8 here; README gives the sizes); a slow model still never
-blocks it.
+them (0.05 ms for 640x480 mono8 here; `make bench` times each camera format); a slow model
+still never blocks it.
 
 When another input is already waiting, the inference thread hands its result to a
 publishing thread through a one-slot handoff and goes straight back to the model: checking,
 encoding and publishing one frame's outputs overlap the next inference instead of adding to
 it (that matters for dense outputs, about 1.3 ms of Python for 5.9 MiB, and where the model
 runs on the GPU). When nothing waits, the model would idle anyway, so the inference thread
-publishes the result itself and saves the publishing thread's wake-up (about 0.16 ms p50
-here; README, "Benchmark"); a frame arriving meanwhile waits at most that publish. Either
-way results leave in frame order (the inference thread first waits for a handed-off result
-to be published), the handoff blocks rather than queues, and nothing is dropped there. A bad
-frame or a failed inference is counted and reported; the worker always goes on.
+publishes the result itself and saves the publishing thread's wake-up (0.02-0.16 ms p50 of
+the node's own cost in a 40 Hz A/B here); a frame arriving meanwhile waits at most that
+publish. Either way results leave in frame order (the inference thread first waits for a
+handed-off result to be published), the handoff blocks rather than queues, and nothing is
+dropped there. A bad frame or a failed inference is counted and reported; the worker always
+goes on.
 """
 
 from dataclasses import dataclass

@@ -106,6 +106,13 @@ class GatedRuntime:
         return self._inner.infer(handle, inputs)
 
 
+def gated(model):
+    """Put a GatedRuntime around the model's runtime and return it."""
+    runtime = GatedRuntime(model.runtime)
+    model.runtime = runtime
+    return runtime
+
+
 def start(model, publish, **kwargs):
     stats = ModelStats()
     warnings = []
@@ -121,8 +128,7 @@ def start_with_frame_1_held_in_publishing(loaded, *held_frames):
     ends: the worker hands frame 1 off and goes on to frame 2. Inferences of `held_frames`
     are held until let go.
     """
-    runtime = GatedRuntime(loaded.runtime)
-    loaded.runtime = runtime
+    runtime = gated(loaded)
     runtime.hold(1, *held_frames)
     recorder = Recorder()
     recorder.release.clear()
@@ -220,8 +226,7 @@ def test_a_held_publisher_backs_up_into_the_mailbox_not_a_queue(loaded):
 
 
 def test_stop_publishes_the_frame_in_progress_and_counts_the_pending_one(loaded):
-    runtime = GatedRuntime(loaded.runtime)
-    loaded.runtime = runtime
+    runtime = gated(loaded)
     runtime.release.clear()
     recorder = Recorder()
     worker, stats, _ = start(loaded, recorder)
@@ -294,8 +299,7 @@ def test_the_submitting_thread_prepares_the_input_while_the_model_is_busy(loaded
         return real_preprocess(image, contract)
 
     monkeypatch.setattr(model_worker, 'preprocess', recording_preprocess)
-    runtime = GatedRuntime(loaded.runtime)
-    loaded.runtime = runtime
+    runtime = gated(loaded)
     runtime.release.clear()
     recorder = Recorder()
     worker, stats, warnings = start(loaded, recorder)
@@ -315,8 +319,7 @@ def test_the_submitting_thread_prepares_the_input_while_the_model_is_busy(loaded
 
 
 def test_a_rejected_frame_is_counted_before_submit_returns_and_never_reaches_the_model(loaded):
-    runtime = GatedRuntime(loaded.runtime)
-    loaded.runtime = runtime
+    runtime = gated(loaded)
     recorder = Recorder()
     worker, stats, warnings = start(loaded, recorder)
     try:
