@@ -155,8 +155,8 @@ class ModelWorker:
                        f'{type(err).__name__}: {err}')
         return None
 
-    def _deliver(self, item: _Input, outputs: Outputs, inference_s: float) -> bool:
-        """Flag NaN/Inf, publish with the frame's header, count; True when published."""
+    def _deliver(self, item: _Input, outputs: Outputs, inference_s: float) -> None:
+        """Flag NaN/Inf, publish with the frame's header, count it published or failed."""
         name = self.model.config.name
         try:
             nonfinite = any(count_nonfinite(array) for array in outputs.values())
@@ -166,9 +166,8 @@ class ModelWorker:
         except Exception as err:  # noqa: B902 - e.g. a publish failure during shutdown
             self.stats.on_failed(f'{type(err).__name__}: {err}')
             self._warn(f'model {name}: fault while publishing: {err}')
-            return False
+            return
         self.stats.on_processed(time.monotonic() - item.received_at, nonfinite, inference_s)
-        return True
 
     def _run(self) -> None:
         try:
