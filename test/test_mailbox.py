@@ -1,8 +1,13 @@
 """The one-slot mailbox keeps the newest frame and reports every overwrite."""
 
 import threading
+import time
+
+from node_harness import wait_until
 
 from gps_denied_inference.mailbox import FrameMailbox
+
+WAIT_S = 30.0
 
 
 def test_newest_frame_wins_and_overwrites_are_reported():
@@ -50,3 +55,48 @@ def test_pending_says_whether_a_frame_waits_to_be_taken():
     box.put('y')
     box.clear()
     assert box.pending is False
+
+
+def start_taker(box):
+    """A thread blocked in take(None), once this returns; its frames land in the list."""
+    taken = []
+    taker = threading.Thread(target=lambda: taken.append(box.take(None)))
+    taker.start()
+    assert wait_until(lambda: box.taker_waiting, WAIT_S)
+    return taker, taken
+
+
+def test_put_hands_the_frame_to_a_waiting_taker_before_it_returns():
+    box = FrameMailbox(handoff_timeout_s=WAIT_S)
+    taker, taken = start_taker(box)
+    assert box.put('frame') is False
+    # Taken already: the putter gave up the GIL until the taker had it. Without the handoff
+    # the frame would still be pending here, as this thread never let the taker run.
+    assert box.pending is False
+    taker.join(WAIT_S)
+    assert taken == ['frame'] and box.taker_waiting is False
+
+
+def test_without_a_handoff_timeout_put_leaves_the_frame_for_the_taker():
+    box = FrameMailbox()
+    taker, taken = start_taker(box)
+    box.put('frame')
+    assert box.pending is True
+    taker.join(WAIT_S)
+    assert taken == ['frame']
+
+
+def test_put_with_no_taker_waiting_returns_at_once():
+    box = FrameMailbox(handoff_timeout_s=WAIT_S)
+    started = time.monotonic()
+    box.put('frame')
+    assert time.monotonic() - started < WAIT_S / 2
+    assert box.pending is True and box.taker_waiting is False
+
+
+def test_take_without_a_timeout_waits_until_closed():
+    box = FrameMailbox()
+    taker, taken = start_taker(box)
+    box.close()
+    taker.join(WAIT_S)
+    assert not taker.is_alive() and taken == [None]

@@ -223,6 +223,31 @@ def test_a_held_publisher_backs_up_into_the_mailbox_not_a_queue(loaded):
         assert worker.stop()
 
 
+def test_an_idle_inference_thread_has_the_input_before_submit_returns(loaded):
+    """The handoff: frame 1 is the model's before submit() returns, so frame 2 cannot drop it.
+
+    Without it, the inference thread would still be waiting for the GIL here (this thread
+    never gave it up), and frame 1 would still wait in the mailbox.
+    """
+    runtime = gated(loaded)
+    runtime.release.clear()
+    recorder = Recorder()
+    worker, stats, _ = start(loaded, recorder)
+    try:
+        assert wait_until(lambda: worker.waiting_for_input, WAIT_S)
+        worker.submit(frame(1))
+        assert worker.waiting_for_input is False
+        for index in range(2, 5):
+            worker.submit(frame(index))
+        assert (stats.snapshot().received, stats.snapshot().dropped) == (4, 2)
+        runtime.release.set()
+        assert wait_until(lambda: len(recorder.published) == 2, WAIT_S)
+        assert [frame_id for frame_id, _ in recorder.published] == ['f1', 'f4']
+    finally:
+        runtime.release.set()
+        assert worker.stop()
+
+
 def test_stop_publishes_the_frame_in_progress_and_counts_the_pending_one(loaded):
     runtime = gated(loaded)
     runtime.release.clear()
