@@ -58,15 +58,14 @@ class ModelStats:
         self.last_error = ''
         self._last_received_at: Optional[float] = None
 
-    def on_received(self, dropped_previous: bool) -> None:
-        """Count a frame put in the mailbox (and the one it overwrote, if any)."""
+    def on_received(self) -> None:
+        """Count a frame that arrived, before anything else happens to it."""
         with self._lock:
             self.received += 1
-            self.dropped += int(dropped_previous)
             self._last_received_at = time.monotonic()
 
     def on_dropped(self, count: int = 1) -> None:
-        """Count frames discarded without processing (e.g. pending when deactivated)."""
+        """Count frames discarded without processing (overwritten, or pending when stopped)."""
         with self._lock:
             self.dropped += count
 

@@ -111,23 +111,24 @@ class ModelWorker:
         or preprocessed is counted and warned about, and nothing escapes to the caller.
         """
         name = self.model.config.name
+        # Counted first: with the handoff, the model may publish the frame before put()
+        # returns, and processed must never run ahead of received.
+        self.stats.on_received()
         try:
             image = decode_image(frame.encoding, frame.height, frame.width, frame.step,
                                  frame.is_bigendian, frame.data)
             tensor = preprocess(image, self.model.contract)
         except ImageRejectedError as err:
-            self.stats.on_received(False)
             self.stats.on_rejected(err.reason, f'rejected frame: {err}')
             self._warn(f'model {name}: rejected input frame: {err}')
             return
         except Exception as err:  # noqa: B902 - a bad frame must not reach the executor
-            self.stats.on_received(False)
             self.stats.on_failed(f'preprocessing failed: {type(err).__name__}: {err}')
             self._warn(f'model {name}: preprocessing failed, frame dropped: '
                        f'{type(err).__name__}: {err}')
             return
-        self.stats.on_received(self._mailbox.put(_Input(frame.header, tensor,
-                                                        frame.received_at)))
+        if self._mailbox.put(_Input(frame.header, tensor, frame.received_at)):
+            self.stats.on_dropped()
 
     @property
     def waiting_for_input(self) -> bool:

@@ -9,8 +9,9 @@ from gps_denied_inference.model_stats import ModelStats
 
 def test_counts_and_percentiles():
     stats = ModelStats()
-    stats.on_received(dropped_previous=False)
-    stats.on_received(dropped_previous=True)
+    stats.on_received()
+    stats.on_received()
+    stats.on_dropped()
     for ms in range(1, 101):
         stats.on_processed(ms / 1000.0, nonfinite=(ms == 50), inference_s=0.0)
     stats.on_rejected('encoding', 'bad encoding yuv422')
@@ -57,7 +58,8 @@ def test_concurrent_updates_are_not_lost():
 
     def work():
         for _ in range(2000):
-            stats.on_received(dropped_previous=True)
+            stats.on_received()
+            stats.on_dropped()
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:

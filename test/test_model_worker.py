@@ -248,6 +248,41 @@ def test_an_idle_inference_thread_has_the_input_before_submit_returns(loaded):
         assert worker.stop()
 
 
+class NumpyRuntime:
+    """The model's arithmetic (doubled = 2 x image) in numpy, on 256 pixels.
+
+    It never lets go of the GIL, so the inference thread runs from take to publish before
+    the submitting thread can resume.
+    """
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def infer(self, handle, inputs):
+        return {'doubled': inputs['image'] * 2}
+
+
+def test_a_frame_is_counted_as_received_before_the_model_can_publish_it(loaded):
+    """With the handoff the inference thread may publish a frame before submit() returns."""
+    loaded.runtime = NumpyRuntime(loaded.runtime)
+    stats = ModelStats()
+    received_when_published = []
+    worker = ModelWorker(loaded, stats, warn=print, publish=lambda header, outputs, nonfinite: (
+        received_when_published.append(stats.snapshot().received)))
+    worker.start()
+    try:
+        for index in range(1, 4):
+            assert wait_until(lambda: worker.waiting_for_input, WAIT_S)
+            worker.submit(frame(index))
+            assert wait_until(lambda i=index: len(received_when_published) == i, WAIT_S)
+        assert received_when_published == [1, 2, 3]
+    finally:
+        assert worker.stop()
+
+
 def test_stop_publishes_the_frame_in_progress_and_counts_the_pending_one(loaded):
     runtime = gated(loaded)
     runtime.release.clear()
