@@ -248,18 +248,12 @@ def test_an_idle_inference_thread_has_the_input_before_submit_returns(loaded):
         assert worker.stop()
 
 
-class NumpyRuntime:
+class NumpyRuntime(GatedRuntime):
     """The model's arithmetic (doubled = 2 x image) in numpy, on 256 pixels.
 
     It never lets go of the GIL, so the inference thread runs from take to publish before
     the submitting thread can resume.
     """
-
-    def __init__(self, inner):
-        self._inner = inner
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
 
     def infer(self, handle, inputs):
         return {'doubled': inputs['image'] * 2}
