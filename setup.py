@@ -24,7 +24,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'inference_node = gps_denied_inference.node:main',
+            'inference_node = gps_denied_inference.node.lifecycle_node:main',
             'gps_denied_inference = gps_denied_inference.cli:main',
         ],
     },

@@ -53,6 +53,6 @@ def start(ros_context):
 @pytest.fixture
 def model(tmp_path):
     """A tiny sealed ONNX Runtime model: `image` [1, 1, 16, 16] -> `doubled`."""
-    from artifacts import make_sealed_onnx
+    from sealed_models import make_sealed_onnx
 
     return make_sealed_onnx(tmp_path, 'tiny.onnx', height=16, width=16)

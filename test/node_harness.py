@@ -16,8 +16,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from gps_denied_inference.lifecycle_client import LifecycleClient
-from gps_denied_inference.node import InferenceNode
+from gps_denied_inference.demo.lifecycle_client import LifecycleClient
+from gps_denied_inference.node.lifecycle_node import InferenceNode
 
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -9,7 +9,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
-from gps_denied_inference.lifecycle_client import LifecycleClient
+from gps_denied_inference.demo.lifecycle_client import LifecycleClient
 
 
 class _ProbeNode(LifecycleNode):

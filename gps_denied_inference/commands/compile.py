@@ -11,10 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gps_denied_inference.build_config import load_build_config
-from gps_denied_inference.config import RuntimeConfig
-from gps_denied_inference.sealing import manifest_sidecar_path, sha256_sidecar_path
-from gps_denied_inference.trt_build import compile_engine, default_output
+from gps_denied_inference.artifacts.sealing import manifest_sidecar_path, sha256_sidecar_path
+from gps_denied_inference.compiler.build_config import load_build_config
+from gps_denied_inference.compiler.engine_build import compile_engine, default_output
+from gps_denied_inference.runtimes.settings import RuntimeConfig
 
 
 def register(subparsers: Any) -> None:

@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gps_denied_inference.demo_model import MAX_KEYPOINTS, write_demo_model
-from gps_denied_inference.sealing import manifest_sidecar_path, sha256_sidecar_path
+from gps_denied_inference.artifacts.sealing import manifest_sidecar_path, sha256_sidecar_path
+from gps_denied_inference.demo.models import MAX_KEYPOINTS, write_demo_model
 
 
 def register(subparsers: Any) -> None:

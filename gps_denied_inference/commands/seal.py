@@ -11,21 +11,13 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from gps_denied_inference.config import (
-    COLOR_ORDERS,
-    LAYOUTS,
-    RESIZE_MODES,
-    RUNTIME_LABELS,
-    TENSOR_DTYPES,
-)
-from gps_denied_inference.errors import ConfigError, ManifestError
-from gps_denied_inference.gate import (
+from gps_denied_inference.artifacts.gate import (
     PLAN_HEADER_KNOWN_MAJORS,
     plan_header_version,
     read_plan_header,
     version_triple,
 )
-from gps_denied_inference.manifest import (
+from gps_denied_inference.artifacts.manifest import (
     DeviceInfo,
     Manifest,
     MemoryPrediction,
@@ -33,7 +25,7 @@ from gps_denied_inference.manifest import (
     Shape,
     TensorSpec,
 )
-from gps_denied_inference.sealing import (
+from gps_denied_inference.artifacts.sealing import (
     contract_for_input,
     manifest_from_onnx,
     manifest_sidecar_path,
@@ -41,6 +33,14 @@ from gps_denied_inference.sealing import (
     sha256_file,
     sha256_sidecar_path,
 )
+from gps_denied_inference.errors import ConfigError, ManifestError
+from gps_denied_inference.imaging.contract import (
+    COLOR_ORDERS,
+    LAYOUTS,
+    RESIZE_MODES,
+    TENSOR_DTYPES,
+)
+from gps_denied_inference.runtimes.settings import RUNTIME_LABELS
 
 ENGINE_SUFFIXES = ('.engine', '.plan')
 PREPROCESS_FIELDS = ('width', 'height', 'color', 'resize', 'mean', 'std', 'scale', 'layout',

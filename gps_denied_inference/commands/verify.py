@@ -11,9 +11,9 @@ import argparse
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
-from gps_denied_inference.config import RUNTIME_LABELS
+from gps_denied_inference.artifacts.gate import CheckResult, EngineGate, FAIL, GateExpectation
 from gps_denied_inference.errors import ConfigError, GpsDeniedInferenceError
-from gps_denied_inference.gate import CheckResult, EngineGate, FAIL, GateExpectation
+from gps_denied_inference.runtimes.settings import RUNTIME_LABELS
 
 ENGINE_SUFFIXES = ('.engine', '.plan')
 
@@ -69,7 +69,7 @@ def _expectation(args: argparse.Namespace) -> Tuple[GateExpectation, Optional[st
 def _detect_tensorrt() -> Tuple[Optional[GateExpectation], Optional[str]]:
     """This host's TensorRT version and compute capability, or why they are unknown."""
     try:
-        from gps_denied_inference.device_probe import tensorrt_gate_expectation
+        from gps_denied_inference.runtimes.device_probe import tensorrt_gate_expectation
         return tensorrt_gate_expectation(pinned_sha256=None), None
     except (ImportError, GpsDeniedInferenceError) as err:
         return None, (f'TensorRT version / compute capability not detected on this host '

@@ -3,12 +3,12 @@
 import json
 import sys
 
-from artifacts import make_onnx
 from fakes import gpu
 from fakes.engines import TRT
 import pytest
+from sealed_models import make_onnx
 
-from gps_denied_inference.gate import EngineGate
+from gps_denied_inference.artifacts.gate import EngineGate
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from gps_denied_inference.gate import EngineGate, GateExpectation
-from gps_denied_inference.sealing import manifest_sidecar_path, sha256_file
+from gps_denied_inference.artifacts.gate import EngineGate, GateExpectation
+from gps_denied_inference.artifacts.sealing import manifest_sidecar_path, sha256_file
 
 
 def test_demo_model_writes_a_sealed_corner_detector(tmp_path, cli):

@@ -1,11 +1,11 @@
 """`seal` describes an .onnx from the file and an engine from flags, and the gate accepts both."""
 
-from artifacts import make_onnx, plan_bytes
 import pytest
+from sealed_models import make_onnx, plan_bytes
 
-from gps_denied_inference.gate import EngineGate, GateExpectation
-from gps_denied_inference.manifest import Manifest
-from gps_denied_inference.sealing import (
+from gps_denied_inference.artifacts.gate import EngineGate, GateExpectation
+from gps_denied_inference.artifacts.manifest import Manifest
+from gps_denied_inference.artifacts.sealing import (
     manifest_sidecar_path,
     sha256_file,
     sha256_sidecar_path,

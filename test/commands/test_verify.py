@@ -4,11 +4,11 @@ from pathlib import Path
 import subprocess
 import sys
 
-from artifacts import make_sealed_onnx, make_sealed_plan
 import pytest
+from sealed_models import make_sealed_onnx, make_sealed_plan
 
-from gps_denied_inference.gate import CHECKS
-from gps_denied_inference.sealing import sha256_file, sha256_sidecar_path
+from gps_denied_inference.artifacts.gate import CHECKS
+from gps_denied_inference.artifacts.sealing import sha256_file, sha256_sidecar_path
 
 ROOT = Path(__file__).resolve().parents[2]
 

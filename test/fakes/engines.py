@@ -3,11 +3,11 @@
 from pathlib import Path
 from typing import Any, Optional
 
-from artifacts import make_onnx
+from sealed_models import make_onnx
 
-from gps_denied_inference.build_config import BuildConfig
-from gps_denied_inference.gate import GateExpectation
-from gps_denied_inference.trt_build import compile_engine
+from gps_denied_inference.artifacts.gate import GateExpectation
+from gps_denied_inference.compiler.build_config import BuildConfig
+from gps_denied_inference.compiler.engine_build import compile_engine
 
 TRT = GateExpectation('tensorrt', None, '10.3.0', '8.7')
 

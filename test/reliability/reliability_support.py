@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from node_harness import wait_until
 
-from gps_denied_inference.memory_usage import current_rss_bytes
-from gps_denied_inference.sealing import manifest_from_onnx, seal_artifact
+from gps_denied_inference.artifacts.sealing import manifest_from_onnx, seal_artifact
+from gps_denied_inference.resources.measured_usage import current_rss_bytes
 
 HERE = Path(__file__).resolve().parent
 ROS_PEERS = HERE / 'ros_peers.py'
@@ -247,7 +247,7 @@ class ProcessClient:
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image
 
-        from gps_denied_inference.lifecycle_client import LifecycleClient
+        from gps_denied_inference.demo.lifecycle_client import LifecycleClient
 
         self.node = Node(f'{target.strip("/")}_driver', context=context)
         self.lifecycle = LifecycleClient(self.node, target)

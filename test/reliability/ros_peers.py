@@ -15,7 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from gps_denied_inference.lifecycle_client import LifecycleClient
+from gps_denied_inference.demo.lifecycle_client import LifecycleClient
 
 
 def camera(topic: str) -> None:

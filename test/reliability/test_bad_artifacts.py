@@ -8,15 +8,15 @@ import importlib.util
 import json
 import shutil
 
-from artifacts import make_sealed_onnx, make_sealed_plan
 from node_harness import model_parameters
 import numpy as np
 from onnx import helper, numpy_helper, TensorProto
 import pytest
 from reliability_support import footprint, make_sealed_graph, settled_footprint
+from sealed_models import make_sealed_onnx, make_sealed_plan
 
-from gps_denied_inference.manifest import Manifest
-from gps_denied_inference.sealing import (
+from gps_denied_inference.artifacts.manifest import Manifest
+from gps_denied_inference.artifacts.sealing import (
     manifest_sidecar_path,
     seal_artifact,
     sha256_sidecar_path,

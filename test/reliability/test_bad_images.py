@@ -13,7 +13,7 @@ import pytest
 from reliability_support import footprint, settled_footprint
 from sensor_msgs.msg import Image
 
-from gps_denied_inference.memory_usage import current_rss_bytes
+from gps_denied_inference.resources.measured_usage import current_rss_bytes
 
 CAMERA = '/camera/image_raw'
 MIB = 1 << 20

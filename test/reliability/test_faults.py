@@ -22,7 +22,7 @@ from reliability_support import (
 )
 
 from gps_denied_inference.errors import EngineLoadError, InferenceError, OutOfMemoryError
-from gps_denied_inference.runtime import build_inference_runtime
+from gps_denied_inference.runtimes.protocol import build_inference_runtime
 
 CAMERA = '/camera/image_raw'
 
@@ -122,7 +122,7 @@ def test_persistent_fault_raises_the_model_to_error_and_recovers(start, model, f
 
 
 def _two_models(start, tmp_path, faults):
-    from artifacts import make_sealed_onnx
+    from sealed_models import make_sealed_onnx
     a = make_sealed_onnx(tmp_path, 'a.onnx')
     b = make_sealed_onnx(tmp_path, 'b.onnx')
     return start({'models': ['a', 'b'], **model_parameters('a', str(a)),

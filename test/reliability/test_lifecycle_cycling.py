@@ -22,7 +22,7 @@ from node_harness import model_parameters, mono8, wait_until
 import numpy as np
 from rclpy.executors import SingleThreadedExecutor
 
-from gps_denied_inference.memory_usage import current_rss_bytes
+from gps_denied_inference.resources.measured_usage import current_rss_bytes
 
 CAMERA = '/camera/image_raw'
 MIB = 1 << 20

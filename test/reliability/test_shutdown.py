@@ -8,11 +8,11 @@ import itertools
 import signal
 import time
 
-from artifacts import make_sealed_onnx
 from node_harness import mono8, wait_until
 import numpy as np
 import pytest
 from reliability_support import NodeProcess, ProcessClient
+from sealed_models import make_sealed_onnx
 
 CAMERA = '/shutdown/camera'
 _NUMBERS = itertools.count()

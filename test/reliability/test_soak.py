@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 import time
 
-from artifacts import make_sealed_onnx
 from node_harness import wait_until
 import numpy as np
 import pytest
 from reliability_support import NodeProcess, ProcessClient
+from sealed_models import make_sealed_onnx
 from sensor_msgs.msg import Image
 
 CAMERA = '/soak/camera'

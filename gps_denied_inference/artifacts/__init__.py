@@ -1,0 +1,1 @@
+"""Sealed artifacts: the engine gate, the sidecars that seal a model, and its manifest."""

@@ -1,0 +1,1 @@
+"""Pre-flight compilation: ONNX -> sealed TensorRT engine, build config, INT8 calibration."""

@@ -1,0 +1,295 @@
+"""`make demo`: the whole product, end to end, on a machine with no ROS install and no GPU.
+
+Generates and seals the corner-detector model, starts `inference_node` as its own process,
+and plays camera and lifecycle manager from this process: configure and activate through the
+real lifecycle services, ~10 s of 640x480 rgb8 frames at 30 Hz from a moving aerial scene,
+outputs and /diagnostics collected, then deactivate, cleanup, shutdown. Prints a report and
+exits 0 only when every check passed; saves build/demo/keypoints.png.
+"""
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from gps_denied_inference.demo.lifecycle_client import LifecycleClient
+from gps_denied_inference.demo.models import MAX_KEYPOINTS, OUTPUT_NAMES, write_demo_model
+from gps_denied_inference.demo.scene import AerialScene
+from gps_denied_inference.imaging.output_encoding import decode_output
+
+NODE = '/gps_denied_inference'
+MODEL = 'corners'
+LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')
+# A 640x480 frame of the aerial scene holds about 500 corners; a model that finds this few
+# on the last frame is not working.
+MIN_KEYPOINTS = 100
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Received:
+    """What the demo saw come back from the node."""
+
+    by_topic: Dict[str, List[Tuple[Tuple[int, int], str, float]]] = field(default_factory=dict)
+    layout: Dict[str, Tuple[int, int, str]] = field(default_factory=dict)
+    last_keypoints: Optional[Tuple[Tuple[int, int], np.ndarray]] = None
+    diagnostics: List[DiagnosticArray] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def log(message: str) -> None:
+    """Progress on stdout, flushed, so a person sees the demo move."""
+    print(f'[demo] {message}', flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the demo; exit code 0 only if every check in the report passed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--seconds', type=float, default=10.0)
+    parser.add_argument('--rate-hz', type=float, default=30.0)
+    parser.add_argument('--out', type=Path, default=ROOT / 'build' / 'demo')
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = args.out / f'{MODEL}.onnx'
+    log(f'generating and sealing the corner-detector model -> {model}')
+    manifest = write_demo_model(model, height=480, width=640)
+    log(f'sealed {model.name}: sha256 {manifest.artifact_sha256[:12]}, '
+        f'{len(manifest.outputs)} outputs')
+    node_log = open(args.out / 'node.log', 'w')
+    log(f'starting inference_node (log: {node_log.name})')
+    node = subprocess.Popen(
+        [sys.executable, '-m', 'gps_denied_inference.node', '--ros-args', '--params-file',
+         str(ROOT / 'config' / 'demo.yaml'), '-p', f'model_dir:={args.out}'],
+        stdout=node_log, stderr=subprocess.STDOUT)
+    try:
+        checks, received, frames = drive(args)
+        node_exit = wait_for_exit(node, timeout_s=15.0)
+    finally:
+        if node.poll() is None:
+            node.kill()
+        node_log.close()
+    checks.append(('node process exited 0 after shutdown', node_exit == 0, f'exit {node_exit}'))
+    save_keypoints_png(received, frames, args.out / 'keypoints.png')
+    return report(checks, received)
+
+
+def drive(args: argparse.Namespace):
+    """Lifecycle-manage the node, stream the scene, collect outputs and diagnostics."""
+    context = Context()
+    rclpy.init(context=context)
+    ros = rclpy.create_node('demo_camera', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(ros)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    received = Received()
+    checks: List[Tuple[str, bool, str]] = []
+    frames: Dict[Tuple[int, int], np.ndarray] = {}
+    try:
+        subscribe(ros, received)
+        camera = ros.create_publisher(Image, '/camera/image_raw', QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        lifecycle = LifecycleClient(ros, NODE)
+        log("waiting for the node's lifecycle services")
+        found = lifecycle.wait_for_services(30.0)
+        checks.append(('lifecycle services found', found, NODE))
+        if not found:
+            return checks, received, frames
+        for transition in ('configure', 'activate'):
+            ok = lifecycle.change(transition)
+            log(f'{transition}: {"ok" if ok else "FAILED"}')
+            checks.append((f'{transition} succeeded', ok, lifecycle.state() or '?'))
+            if not ok:
+                return checks, received, frames
+        sent = stream(ros, camera, args, frames, received)
+        time.sleep(0.5)
+        final_counts = {}
+        for transition in ('deactivate', 'cleanup', 'shutdown'):
+            ok = lifecycle.change(transition)
+            log(f'{transition}: {"ok" if ok else "FAILED"}')
+            checks.append((f'{transition} succeeded', ok, ''))
+            if transition == 'deactivate':
+                final_counts = final_model_status(received, timeout_s=5.0)
+        checks.extend(output_checks(received, sent, final_counts))
+    finally:
+        executor.shutdown()
+        spinner.join(10.0)
+        ros.destroy_node()
+        rclpy.shutdown(context=context)
+    return checks, received, frames
+
+
+def subscribe(ros, received: Received) -> None:
+    """Outputs (reliable) and /diagnostics."""
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                     reliability=ReliabilityPolicy.RELIABLE)
+    for output in OUTPUT_NAMES:
+        topic = f'{NODE}/{MODEL}/{output}'
+
+        def on_output(msg: Image, topic: str = topic, output: str = output) -> None:
+            now = time.time()
+            stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            latency = now - (stamp[0] + stamp[1] * 1e-9)
+            with received.lock:
+                received.by_topic.setdefault(topic, []).append(
+                    (stamp, msg.header.frame_id, latency))
+                received.layout[topic] = (msg.height, msg.width, msg.encoding)
+                if output == 'keypoints':
+                    received.last_keypoints = (stamp, decode_output(
+                        msg.encoding, msg.height, msg.width, bytes(msg.data)))
+        ros.create_subscription(Image, topic, on_output, qos)
+    ros.create_subscription(DiagnosticArray, '/diagnostics',
+                            lambda msg: received.diagnostics.append(msg), 10)
+
+
+def stream(ros, camera, args, frames, received: Received) -> Dict[Tuple[int, int], str]:
+    """Publish the moving scene at the camera rate; return every sent header."""
+    scene = AerialScene(seed=7)
+    period = 1.0 / args.rate_hz
+    count = int(args.seconds * args.rate_hz)
+    sent: Dict[Tuple[int, int], str] = {}
+    log(f'streaming {count} frames of 640x480 rgb8 at {args.rate_hz:.0f} Hz')
+    start = time.monotonic()
+    for i in range(count):
+        pixels = scene.frame(i, width=640, height=480, encoding='rgb8')
+        msg = Image(height=480, width=640, encoding='rgb8', is_bigendian=0, step=640 * 3)
+        msg.data = pixels.tobytes()
+        msg.header.frame_id = 'camera_optical'
+        now = time.time_ns()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = now // 10 ** 9, now % 10 ** 9
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        sent[stamp] = msg.header.frame_id
+        frames[stamp] = pixels
+        if len(frames) > 60:
+            frames.pop(next(iter(frames)))
+        camera.publish(msg)
+        if i % int(args.rate_hz) == 0:
+            with received.lock:
+                got = len(received.by_topic.get(f'{NODE}/{MODEL}/keypoints', []))
+            log(f'  t={time.monotonic() - start:4.1f} s  sent {i + 1:4d}  outputs {got:4d}')
+        time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
+    return sent
+
+
+def final_model_status(received: Received, timeout_s: float) -> Dict[str, str]:
+    """The model's counters as the node reports them once deactivated (no more frames)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for array in reversed(received.diagnostics):
+            for status in array.status:
+                if (status.name.endswith(f'model {MODEL}')
+                        and status.level == DiagnosticStatus.STALE):
+                    return {kv.key: kv.value for kv in status.values}
+        time.sleep(0.1)
+    return {}
+
+
+def output_checks(received: Received, sent, model_values) -> List[Tuple[str, bool, str]]:
+    """Every check of the report, as (what, passed, detail)."""
+    checks = []
+    keypoints = received.by_topic.get(f'{NODE}/{MODEL}/keypoints', [])
+    descriptors = received.by_topic.get(f'{NODE}/{MODEL}/descriptors', [])
+    checks.append(('keypoints received', len(keypoints) > 0, f'{len(keypoints)} messages'))
+    checks.append(('descriptors received', len(descriptors) > 0, f'{len(descriptors)} messages'))
+    every = keypoints + descriptors
+    matched = sum(1 for stamp, frame_id, _ in every if sent.get(stamp) == frame_id)
+    rate = matched / len(every) if every else 0.0
+    checks.append(("every output header equals its input frame's header", rate == 1.0,
+                   f'{matched}/{len(every)}'))
+    layout = received.layout.get(f'{NODE}/{MODEL}/keypoints')
+    checks.append((f'keypoints are {MAX_KEYPOINTS}x3 32FC1 rows (x, y, score)',
+                   layout == (MAX_KEYPOINTS, 3, '32FC1'), str(layout)))
+    detected = (0 if received.last_keypoints is None
+                else int(np.count_nonzero(received.last_keypoints[1][:, 2] > 0)))
+    checks.append((f'keypoints detected on the last frame (>= {MIN_KEYPOINTS})',
+                   detected >= MIN_KEYPOINTS, str(detected)))
+    frames_in = int(model_values.get('frames_received', 0))
+    processed = int(model_values.get('frames_processed', 0))
+    checks.append(('frames reached the node across processes (>= 99%)',
+                   frames_in >= 0.99 * len(sent), f'{frames_in}/{len(sent)}'))
+    checks.append(("every processed frame's keypoints arrived",
+                   processed > 0 and len(keypoints) >= processed,
+                   f'{len(keypoints)} received, {processed} processed'))
+    checks.append(('no frame rejected or failed',
+                   model_values.get('frames_rejected') == '0'
+                   and model_values.get('frames_failed') == '0',
+                   f"rejected {model_values.get('frames_rejected')}, "
+                   f"failed {model_values.get('frames_failed')}"))
+    names = {s.name.split(': ', 1)[-1] for a in received.diagnostics for s in a.status}
+    checks.append(('diagnostics report thermal and memory', {'thermal', 'memory'} <= names,
+                   ', '.join(sorted(names))))
+    return checks
+
+
+def wait_for_exit(process: subprocess.Popen, timeout_s: float) -> Optional[int]:
+    """The node exits by itself after the shutdown transition; SIGINT it if it lingers."""
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)
+        try:
+            return process.wait(10.0)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def save_keypoints_png(received: Received, frames, path: Path) -> None:
+    """Draw the strongest detected keypoints on the frame they were computed from."""
+    if received.last_keypoints is None:
+        return
+    stamp, rows = received.last_keypoints
+    frame = frames.get(stamp)
+    if frame is None:
+        return
+    image = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    strongest = rows[rows[:, 2] > 0][:300]
+    for x, y, _ in strongest:
+        cv2.circle(image, (int(x), int(y)), 4, (0, 255, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, f'{len(strongest)} keypoints', (10, 24), cv2.FONT_HERSHEY_SIMPLEX,
+                0.7, (0, 255, 255), 2, cv2.LINE_AA)
+    cv2.imwrite(str(path), image)
+    log(f'saved {path}')
+
+
+def report(checks: List[Tuple[str, bool, str]], received: Received) -> int:
+    """Print the report; 0 only if every check passed."""
+    print('\n=== gps_denied_inference demo report ===')
+    for topic, (height, width, encoding) in sorted(received.layout.items()):
+        print(f'output {topic}: {height}x{width} {encoding}, '
+              f'{len(received.by_topic.get(topic, []))} messages')
+    latencies = [lat * 1e3 for _, _, lat in
+                 received.by_topic.get(f'{NODE}/{MODEL}/keypoints', [])]
+    if latencies:
+        print(f'end-to-end latency (camera publish -> keypoints received): '
+              f'p50 {np.percentile(latencies, 50):.1f} ms, '
+              f'p95 {np.percentile(latencies, 95):.1f} ms')
+    for array in reversed(received.diagnostics):
+        if any(s.name.endswith(f'model {MODEL}') and s.level != DiagnosticStatus.STALE
+               for s in array.status):
+            print('last diagnostics while active:')
+            for status in array.status:
+                values = ', '.join(f'{kv.key}={kv.value}' for kv in status.values)
+                print(f'diagnostic [{LEVELS[ord(status.level)]}] '
+                      f'{status.name}: {status.message}' + (f' ({values})' if values else ''))
+            break
+    print()
+    for what, passed, detail in checks:
+        print(f'{"PASS" if passed else "FAIL"}  {what}' + (f'  [{detail}]' if detail else ''))
+    ok = all(passed for _, passed, _ in checks)
+    print(f'\ndemo {"PASSED" if ok else "FAILED"}')
+    return 0 if ok else 1
+

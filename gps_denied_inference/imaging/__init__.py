@@ -1,0 +1,1 @@
+"""Camera images to model tensors and outputs back to images: decode, preprocess, encode."""

@@ -1,0 +1,1 @@
+"""The flight node: lifecycle node, per-model workers, parameters and diagnostics."""

@@ -1,0 +1,469 @@
+"""The lifecycle node: the thin ROS boundary around InferenceCore and the model workers.
+
+It reads parameters, creates and destroys ROS entities and calls the core; engine loading,
+gating, budgets, thermal reads, image decoding and preprocessing live in ROS-free modules.
+No exception escapes a transition callback: a refused configuration returns FAILURE, a fault
+returns ERROR, and both log the cause. The node never calls rclpy.init, so it composes with
+other nodes in one executor.
+"""
+
+import time
+import traceback
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import (
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+from rclpy.task import Future
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from gps_denied_inference.errors import (
+    ConfigError,
+    EngineGateError,
+    EngineLoadError,
+    OutOfMemoryError,
+)
+from gps_denied_inference.imaging.output_encoding import encode_output, image_layout_for
+from gps_denied_inference.node import diagnostics
+from gps_denied_inference.node.inference_core import InferenceCore, LoadedModel, RuntimeFactory
+from gps_denied_inference.node.model_stats import ModelStats, StatsSnapshot
+from gps_denied_inference.node.model_worker import Frame, ModelWorker, Outputs
+from gps_denied_inference.node.parameters import (
+    GLOBAL_PARAMETERS,
+    node_config_from_values,
+    NodeConfig,
+)
+from gps_denied_inference.resources.measured_usage import measure_usage
+from gps_denied_inference.resources.thermal import (
+    ThermalLevel,
+    ThermalState,
+    ThermalStatePublisher,
+    ThermalZoneReader,
+)
+from gps_denied_inference.runtimes.protocol import build_inference_runtime
+
+try:
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+INPUT_DEPTH = 5
+# After the shutdown transition, how long the process keeps serving before it exits (_linger).
+SHUTDOWN_LINGER_S = 0.5
+REFUSALS = (ConfigError, EngineGateError, EngineLoadError, OutOfMemoryError)
+_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
+           'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
+
+
+class IncompatibleQos(NamedTuple):
+    """The latest incompatible-QoS event of one model: what, when, frames received by then."""
+
+    message: str
+    at: float
+    received: int
+
+
+def input_qos(kind: str) -> QoSProfile:
+    """Camera-topic QoS: sensor data (best effort) or reliable, keep last INPUT_DEPTH.
+
+    The node's own one-slot mailbox bounds latency and counts every overwritten frame; a
+    reader history of 1 would let DDS discard frames the node never sees (and cannot count)
+    whenever the executor is a moment late, so the reader keeps the few frames of
+    `qos_profile_sensor_data` and the mailbox does the dropping.
+    """
+    reliability = (ReliabilityPolicy.BEST_EFFORT if kind == 'sensor_data'
+                   else ReliabilityPolicy.RELIABLE)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=INPUT_DEPTH,
+                      reliability=reliability)
+
+
+def output_qos(depth: int) -> QoSProfile:
+    """Reliable keep-last outputs: serves both reliable and best-effort subscribers."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE)
+
+
+class InferenceNode(LifecycleNode):
+    """Gated engines on configure, budget on activate, inference on image topics."""
+
+    def __init__(self, node_name: str = 'gps_denied_inference', *,
+                 runtime_factory: RuntimeFactory = build_inference_runtime,
+                 **kwargs: Any) -> None:
+        """Create the node; `runtime_factory` lets tests inject faults into a real runtime."""
+        kwargs.setdefault('automatically_declare_parameters_from_overrides', True)
+        super().__init__(node_name, **kwargs)
+        for name, (default, description) in GLOBAL_PARAMETERS.items():
+            if not self.has_parameter(name):
+                self.declare_parameter(name, default, ParameterDescriptor(
+                    description=description, dynamic_typing=True))
+        self._runtime_factory = runtime_factory
+        self._config: Optional[NodeConfig] = None
+        self._core: Optional[InferenceCore] = None
+        self._thermal: Optional[ThermalStatePublisher] = None
+        self._workers: Dict[str, ModelWorker] = {}
+        self._stats: Dict[str, ModelStats] = {}
+        self._previous_stats: Dict[str, StatsSnapshot] = {}
+        self._output_publishers: Dict[str, Dict[str, Any]] = {}
+        self._image_subscriptions: Dict[str, Any] = {}
+        self._activated_at = 0.0
+        self._incompatible_qos: Dict[str, IncompatibleQos] = {}
+        self._state_label = 'unconfigured'
+        self.finalized = Future()
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics_timer = self.create_timer(
+            self._declared('diagnostics_period_s', 1.0), self._publish_diagnostics)
+        if self._declared('autostart', False) is True:
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    # Lifecycle transitions -------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Read parameters, gate and load every model, create the output publishers."""
+        return self._transition('configure', self._configure)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Enforce the budgets, allocate and warm up, then subscribe and start workers."""
+        result = self._transition('activate', self._activate)
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
+        self._state_label = 'active'
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop processing within one frame; engines and reservations stay."""
+        result = self._transition('deactivate', self._stop_processing)
+        if result == TransitionCallbackReturn.SUCCESS:
+            self._state_label = 'inactive'
+            return super().on_deactivate(state)
+        return result
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release every engine; the memory ledger returns to zero."""
+        return self._transition('cleanup', self._teardown)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything (idempotent) before the node goes away."""
+        result = self._transition('shutdown', self._teardown)
+        self._state_label = 'finalized'
+        self.finalized.set_result(True)
+        return result
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything so the node returns to unconfigured, clean."""
+        return self._transition('error processing', self._teardown)
+
+    def _transition(self, name: str, step: Callable[[], None]) -> TransitionCallbackReturn:
+        """Run one transition step; map refusals to FAILURE and faults to ERROR, logged."""
+        try:
+            step()
+            return TransitionCallbackReturn.SUCCESS
+        except REFUSALS as err:
+            self.get_logger().error(f'{name} refused: {err}')
+            self._rollback(name)
+            return TransitionCallbackReturn.FAILURE
+        except Exception as err:  # noqa: B902 - nothing may escape a transition callback
+            self.get_logger().error(f'{name} failed with a fault: {type(err).__name__}: {err}\n'
+                                    f'{traceback.format_exc()}')
+            self._rollback(name)
+            return TransitionCallbackReturn.ERROR
+
+    def _rollback(self, name: str) -> None:
+        try:
+            if name == 'configure':
+                self._teardown()
+            elif name == 'activate':
+                self._stop_processing()
+        except Exception as err:  # noqa: B902 - report, the transition already failed
+            self.get_logger().error(f'rollback after failed {name} also failed: {err}')
+
+    def _configure(self) -> None:
+        self._teardown()
+        config = node_config_from_values(
+            {name: param.value for name, param in self._parameters.items()})
+        self._config = config
+        self._thermal = ThermalStatePublisher(ThermalZoneReader(config.thermal),
+                                              config.thermal.poll_period_s)
+        self._thermal.start()
+        self._core = InferenceCore(config, thermal=self._thermal,
+                                   runtime_factory=self._runtime_factory)
+        loaded = self._core.configure()
+        for model in loaded:
+            self._stats[model.config.name] = ModelStats()
+            self._output_publishers[model.config.name] = self._create_output_publishers(
+                model, config)
+        self._reset_diagnostics_timer(config.diagnostics_period_s)
+        self._state_label = 'inactive'
+        self.get_logger().info(
+            'configured ' + ', '.join(f'{m.config.name} ({m.runtime.current_runtime_label()}, '
+                                      f'{m.handle.manifest.artifact_sha256[:12]})'
+                                      for m in loaded))
+
+    def _activate(self) -> None:
+        assert self._core is not None and self._config is not None
+        self._core.activate()
+        qos = input_qos(self._config.input_qos)
+        for model in self._core.models:
+            name = model.config.name
+            worker = ModelWorker(model, self._stats[name],
+                                 publish=self._publisher_for(name),
+                                 warn=self._throttled_warning,
+                                 is_throttled=self._is_throttled)
+            self._workers[name] = worker
+            callbacks = SubscriptionEventCallbacks(incompatible_qos=lambda event, n=name: (
+                self._on_incompatible_qos(n, 'input subscription', event)))
+            self._image_subscriptions[name] = self.create_subscription(
+                Image, model.config.input_topic,
+                lambda msg, w=worker: self._on_image(w, msg), qos,
+                event_callbacks=callbacks)
+            worker.start()
+        self._activated_at = time.monotonic()
+
+    def _stop_processing(self) -> None:
+        for name, subscription in list(self._image_subscriptions.items()):
+            self.destroy_subscription(subscription)
+            del self._image_subscriptions[name]
+        stuck = [name for name, worker in self._workers.items() if not worker.stop()]
+        self._workers.clear()
+        if stuck:
+            raise RuntimeError(f'worker(s) did not stop in time: {", ".join(stuck)}')
+
+    def _teardown(self) -> None:
+        self._stop_processing()
+        for publishers in self._output_publishers.values():
+            for publisher in publishers.values():
+                self.destroy_lifecycle_publisher(publisher)
+        self._output_publishers.clear()
+        self._stats.clear()
+        self._previous_stats.clear()
+        self._incompatible_qos.clear()
+        core, self._core = self._core, None
+        thermal, self._thermal = self._thermal, None
+        self._state_label = 'unconfigured'
+        try:
+            if core is not None:
+                names = ', '.join(m.config.name for m in core.models) or 'none loaded'
+                core.cleanup()
+                budget = core.budget
+                self._console_logger().info(
+                    f'released engines ({names}); memory ledger GPU '
+                    f'{budget.gpu.resident_bytes} B, host {budget.host.resident_bytes} B')
+        finally:
+            if thermal is not None:
+                thermal.stop()
+
+    # Data path ---------------------------------------------------------------------------
+
+    def _create_output_publishers(self, model: LoadedModel, config: NodeConfig) -> Dict[str, Any]:
+        qos = output_qos(config.output_depth)
+        name = model.config.name
+        callbacks = PublisherEventCallbacks(incompatible_qos=lambda event: (
+            self._on_incompatible_qos(name, 'output publisher', event)))
+        publishers = {output: self.create_lifecycle_publisher(
+            Image, f'~/{name}/{output}', qos, event_callbacks=callbacks)
+            for output in model.outputs}
+        publishers['__nonfinite__'] = self.create_lifecycle_publisher(
+            Header, f'~/{name}/nonfinite_frames', qos, event_callbacks=callbacks)
+        return publishers
+
+    def _on_image(self, worker: ModelWorker, msg: Image) -> None:
+        worker.submit(Frame(msg.header, msg.encoding, msg.height, msg.width, msg.step,
+                            msg.is_bigendian, msg.data, time.monotonic()))
+
+    def _publisher_for(self, model: str) -> Callable[[Any, Outputs, bool], None]:
+        publishers = self._output_publishers[model]
+
+        def publish(header: Any, outputs: Outputs, nonfinite: bool) -> None:
+            for output, array in outputs.items():
+                layout = image_layout_for(array.shape, str(array.dtype), name=output)
+                msg = Image(header=header, height=layout.height, width=layout.width,
+                            encoding=layout.encoding, is_bigendian=0, step=layout.step)
+                msg.data = encode_output(array, layout)
+                publishers[output].publish(msg)
+            if nonfinite:
+                publishers['__nonfinite__'].publish(header)
+        return publish
+
+    def _throttled_warning(self, message: str) -> None:
+        # Workers may warn of the frame in flight after a signal has shut the context down.
+        self._console_logger().warning(message, throttle_duration_sec=5.0)
+
+    def _is_throttled(self) -> bool:
+        config, thermal = self._config, self._thermal
+        return bool(config and config.thermal.throttle and thermal is not None
+                    and thermal.latest().level == ThermalLevel.CRITICAL)
+
+    def _on_incompatible_qos(self, model: str, side: str, event: Any) -> None:
+        policy = getattr(event, 'last_policy_kind', '?')
+        policy_name = getattr(policy, 'name', str(policy))
+        stats = self._stats.get(model)
+        message = (f'{side}: {event.total_count} incompatible endpoint(s), last offending '
+                   f'policy {policy_name}')
+        self._incompatible_qos[model] = IncompatibleQos(
+            message, time.monotonic(), stats.snapshot().received if stats else 0)
+        self.get_logger().error(f'model {model}: incompatible QoS with a peer: {message}')
+
+    def _incompatible_qos_report(self, model: str, received: int, hold_s: float) -> str:
+        """The model's incompatible-QoS message until frames flow again ('' once they do).
+
+        An event is reported for at least `hold_s` (so a dashboard sees it even while frames
+        flow) and clears once frames have arrived after it.
+        """
+        latest = self._incompatible_qos.get(model)
+        if latest is None or (received > latest.received
+                              and time.monotonic() - latest.at >= hold_s):
+            return ''
+        return latest.message
+
+    # Diagnostics ---------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        try:
+            reports = self._diagnostic_reports()
+        except Exception as err:  # noqa: B902 - a timer callback must never kill the executor
+            self.get_logger().error(f'diagnostics failed: {type(err).__name__}: {err}')
+            return
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        hardware_id = self._hardware_id()
+        array.status = [DiagnosticStatus(level=_LEVELS[r.level], name=r.name, message=r.message,
+                                         hardware_id=hardware_id,
+                                         values=[KeyValue(key=k, value=v) for k, v in r.values])
+                        for r in reports]
+        self._diagnostics_pub.publish(array)
+
+    def _diagnostic_reports(self) -> List[diagnostics.StatusReport]:
+        node = self.get_name()
+        reports = [diagnostics.lifecycle_status(node, self._state_label)]
+        core, config = self._core, self._config
+        throttling = self._is_throttled()
+        thermal = (self._thermal.latest() if self._thermal is not None
+                   else ThermalState.unavailable('node not configured'))
+        reports.append(diagnostics.thermal_status(node, thermal, throttling))
+        if core is None or config is None:
+            return reports
+        active = self._state_label == 'active'
+        for model in core.models:
+            name = model.config.name
+            stats = self._stats[name].snapshot()
+            starvation = None
+            if active:
+                age = stats.last_frame_age_s
+                since_activation = time.monotonic() - self._activated_at
+                starvation = diagnostics.StarvationState(
+                    matched_publishers=self.count_publishers(model.config.input_topic),
+                    seconds_without_frames=min(age, since_activation) if age is not None
+                    else since_activation,
+                    timeout_s=config.starvation_timeout_s,
+                    incompatible_qos=self._incompatible_qos_report(
+                        name, stats.received, config.starvation_timeout_s))
+            reports.append(diagnostics.model_status(
+                node, name, active, model.runtime.current_runtime_label(),
+                model.handle.manifest.artifact_sha256, stats, self._previous_stats.get(name),
+                config.persistent_fault_frames, throttling, starvation))
+            self._previous_stats[name] = stats
+        budget = core.budget
+        reports.append(diagnostics.memory_status(
+            node, budget.gpu.resident_bytes, budget.gpu.budget_bytes,
+            budget.host.resident_bytes, budget.host.budget_bytes, measure_usage()))
+        return reports
+
+    def _hardware_id(self) -> str:
+        if self._core is None or not self._core.models:
+            return 'unknown'
+        return self._core.models[0].manifest.device.name
+
+    def _console_logger(self) -> Any:
+        """The node's logger, or once the context is shut down (a signal) one without rosout."""
+        if self.context.ok():
+            return self.get_logger()
+        return rclpy.logging.get_logger(f'{self.get_logger().name}.exit')
+
+    def release_all(self) -> None:
+        """Release every engine and thread without a transition (process exit, signals)."""
+        self._transition('release on exit', self._teardown)
+
+    # Helpers -------------------------------------------------------------------------------
+
+    def _declared(self, name: str, fallback: Any) -> Any:
+        value = self.get_parameter(name).value
+        return value if isinstance(value, type(fallback)) and value else fallback
+
+    def _reset_diagnostics_timer(self, period_s: float) -> None:
+        self.destroy_timer(self._diagnostics_timer)
+        self._diagnostics_timer = self.create_timer(period_s, self._publish_diagnostics)
+
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('autostart: configure did not succeed; staying unconfigured')
+            return
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('autostart: activate did not succeed; staying inactive')
+
+
+def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:
+    """Keep the participant alive a moment after the shutdown transition.
+
+    The shutdown response has been written when the transition returns, but a reader in
+    another process may not have taken it yet: with the shared-memory transport the sample
+    lives in this process's segment, and a reliable resend needs this participant. A test
+    that exited at once saw its shutdown call fail once in a full suite run.
+    """
+    deadline = time.monotonic() + seconds
+    while rclpy.ok() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=max(0.0, deadline - time.monotonic()))
+
+
+def _spin(executor: SingleThreadedExecutor, finalized: Future, context: Context) -> None:
+    """Spin until the shutdown transition, then linger; a signal's shutdown ends it too.
+
+    SIGINT / SIGTERM shut the context down from rclpy's signal handler. When that lands
+    between the executor's check of the context and its building of a wait set, rclpy raises
+    RCLError ('the given context is not valid': seen once in a full suite run, the node then
+    exited 1 after releasing everything) instead of ExternalShutdownException. It is the same
+    external shutdown and is reported as one; an RCLError while the context is valid is a
+    fault and propagates.
+    """
+    try:
+        executor.spin_until_future_complete(finalized)
+        _linger(executor, SHUTDOWN_LINGER_S)
+    except _rclpy.RCLError as err:
+        if context.ok():
+            raise
+        raise ExternalShutdownException() from err
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node alone (`ros2 run gps_denied_inference inference_node`).
+
+    Exits 0 after the shutdown transition, or on SIGINT / SIGTERM once every engine and
+    thread is released and the executor has stopped (before rclpy itself). A single-threaded
+    executor: every callback is short (inference runs on the model workers), and rclpy's
+    multi-threaded executor costs enough per callback to lose camera frames on a busy CPU.
+    """
+    rclpy.init(args=args)
+    node = InferenceNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        _spin(executor, node.finalized, node.context)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.release_all()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return 0
+

@@ -1,0 +1,226 @@
+"""Per model: decode and preprocess on arrival, then newest input -> infer -> publish.
+
+submit() runs on the subscription callback's thread: it decodes the frame and preprocesses
+it into the model's input tensor there, and stores that input in a one-slot mailbox. So when
+frames arrive faster than the model runs, the next input is ready the moment the model
+finishes and the inference thread only infers (measured: with preprocessing on the inference
+thread, 6-9% of each saturated cycle of the corner model went to it, under contention from
+the executor and the camera; README, "Benchmark"). When the model is idle the work is the
+same, done before the wake-up instead of after it. The price: the callback's thread spends a
+preprocess per received frame, including frames a newer one overwrites before the model takes
+them (0.05 ms for 640x480 mono8 here; `make bench` times each camera format); a slow model
+still never blocks it.
+
+When the inference thread is idle, waiting for input, submit() hands the input over and
+returns once that thread has it (FrameMailbox's handoff). Otherwise the model would start
+only when the callback's thread next released the GIL, after the rest of the callback and
+the executor's own Python. In a 40 Hz timeline of the corner model here (three alternations)
+the handoff cut the time from the callback to the inference thread holding the input from
+0.63-0.81 to 0.32-0.41 ms p50, and the node's own cost per frame from 1.31-1.59 to 1.00-1.16
+ms p50. The price is on the callback's thread: submit() returns when the inference thread
+lets go of the GIL as the model starts, 0.15-0.21 ms p50 after the handoff but 2.6-4.1 ms
+p95 on this 2-vCPU machine, where the model, the camera and the executor share two cores;
+other callbacks on the same executor wait that long in those frames.
+
+When another input is already waiting, the inference thread hands its result to a
+publishing thread through a one-slot handoff and goes straight back to the model: checking,
+encoding and publishing one frame's outputs overlap the next inference instead of adding to
+it (that matters for dense outputs, about 1.3 ms of Python for 5.9 MiB, and where the model
+runs on the GPU). When nothing waits, the model would idle anyway, so the inference thread
+publishes the result itself and saves the publishing thread's wake-up (0.02-0.16 ms p50 of
+the node's own cost in a 40 Hz A/B here); a frame arriving meanwhile waits at most that
+publish. Either way results leave in frame order (the inference thread first waits for a
+handed-off result to be published), the handoff blocks rather than queues, and nothing is
+dropped there. A bad frame or a failed inference is counted and reported; the worker always
+goes on.
+"""
+
+from dataclasses import dataclass
+import queue
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from gps_denied_inference.errors import ImageRejectedError, InferenceError
+from gps_denied_inference.imaging.decode import decode_image
+from gps_denied_inference.imaging.output_encoding import count_nonfinite
+from gps_denied_inference.imaging.preprocess import preprocess
+from gps_denied_inference.node.inference_core import LoadedModel
+from gps_denied_inference.node.mailbox import FrameMailbox
+from gps_denied_inference.node.model_stats import ModelStats
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The fields of one sensor_msgs/Image, by reference: submit() reads the pixels once."""
+
+    header: Any
+    encoding: str
+    height: int
+    width: int
+    step: int
+    is_bigendian: int
+    data: Any
+    received_at: float
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One frame ready for the model: its header, its input tensor, when it was received."""
+
+    header: Any
+    tensor: np.ndarray
+    received_at: float
+
+
+# The longest submit() waits for an idle inference thread to take its input: the default GIL
+# switch interval, after which the interpreter itself would have made the submitting thread
+# let go of the GIL for the waiting inference thread.
+HANDOFF_TIMEOUT_S = 0.005
+
+Outputs = Dict[str, np.ndarray]
+PublishFn = Callable[[Any, Outputs, bool], None]
+# One inferred frame on its way to the publishing thread: the input, its outputs and the
+# seconds the runtime's infer call took.
+_Result = Tuple[_Input, Outputs, float]
+
+
+class ModelWorker:
+    """Runs one model on the newest frame, on its own two threads, until stopped."""
+
+    def __init__(self, model: LoadedModel, stats: ModelStats, publish: PublishFn,
+                 warn: Callable[[str], None],
+                 is_throttled: Callable[[], bool] = lambda: False) -> None:
+        self.model = model
+        self.stats = stats
+        self._publish = publish
+        self._warn = warn
+        self._is_throttled = is_throttled
+        self._mailbox: FrameMailbox[_Input] = FrameMailbox(HANDOFF_TIMEOUT_S)
+        self._results: 'queue.Queue[Optional[_Result]]' = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._publishing: Optional[threading.Thread] = None
+
+    def submit(self, frame: Frame) -> None:
+        """Decode and preprocess `frame` on the caller's thread, then store its input.
+
+        An overwritten, unprocessed input counts as dropped; a frame that cannot be decoded
+        or preprocessed is counted and warned about, and nothing escapes to the caller.
+        """
+        name = self.model.config.name
+        # Counted first: with the handoff, the model may publish the frame before put()
+        # returns, and processed must never run ahead of received.
+        self.stats.on_received()
+        try:
+            image = decode_image(frame.encoding, frame.height, frame.width, frame.step,
+                                 frame.is_bigendian, frame.data)
+            tensor = preprocess(image, self.model.contract)
+        except ImageRejectedError as err:
+            self.stats.on_rejected(err.reason, f'rejected frame: {err}')
+            self._warn(f'model {name}: rejected input frame: {err}')
+            return
+        except Exception as err:  # noqa: B902 - a bad frame must not reach the executor
+            self.stats.on_failed(f'preprocessing failed: {type(err).__name__}: {err}')
+            self._warn(f'model {name}: preprocessing failed, frame dropped: '
+                       f'{type(err).__name__}: {err}')
+            return
+        if self._mailbox.put(_Input(frame.header, tensor, frame.received_at)):
+            self.stats.on_dropped()
+
+    @property
+    def waiting_for_input(self) -> bool:
+        """True while the inference thread waits for an input: submit() hands it straight over."""
+        return self._mailbox.taker_waiting
+
+    def start(self) -> None:
+        """Start the inference and publishing threads."""
+        name = self.model.config.name
+        self._publishing = threading.Thread(target=self._publish_results,
+                                            name=f'publisher-{name}', daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f'worker-{name}', daemon=True)
+        self._publishing.start()
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop after the frame in progress is published; a pending frame counts as dropped."""
+        self._stop.set()
+        if self._mailbox.clear():
+            self.stats.on_dropped()
+        self._mailbox.close()
+        deadline = time.monotonic() + timeout_s
+        for thread in (self._thread, self._publishing):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread is not None and thread.is_alive()
+                       for thread in (self._thread, self._publishing))
+
+    def _infer(self, item: _Input) -> Optional[Tuple[Outputs, float]]:
+        """Infer one input; None (counted, warned) when it failed.
+
+        Returns the outputs and the seconds the runtime's infer call took.
+        """
+        name = self.model.config.name
+        try:
+            started = time.monotonic()
+            outputs = self.model.runtime.infer(self.model.handle,
+                                               {self.model.input_name: item.tensor})
+            return outputs, time.monotonic() - started
+        except InferenceError as err:
+            self.stats.on_failed(f'inference failed: {err}')
+            self._warn(f'model {name}: inference failed, frame dropped: {err}')
+        except Exception as err:  # noqa: B902 - a fault in one frame must not kill the worker
+            self.stats.on_failed(f'{type(err).__name__}: {err}')
+            self._warn(f'model {name}: unexpected fault, frame dropped: '
+                       f'{type(err).__name__}: {err}')
+        return None
+
+    def _deliver(self, item: _Input, outputs: Outputs, inference_s: float) -> None:
+        """Flag NaN/Inf, publish with the frame's header, count it published or failed."""
+        name = self.model.config.name
+        try:
+            nonfinite = any(count_nonfinite(array) for array in outputs.values())
+            if nonfinite:
+                self._warn(f'model {name}: output contains NaN or Inf; published and flagged')
+            self._publish(item.header, outputs, nonfinite)
+        except Exception as err:  # noqa: B902 - e.g. a publish failure during shutdown
+            self.stats.on_failed(f'{type(err).__name__}: {err}')
+            self._warn(f'model {name}: fault while publishing: {err}')
+            return
+        self.stats.on_processed(time.monotonic() - item.received_at, nonfinite, inference_s)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                item = self._mailbox.take(timeout_s=None)
+                if item is None:
+                    continue
+                started = time.monotonic()
+                inferred = self._infer(item)
+                if inferred is not None:
+                    self._publish_or_hand_off((item, *inferred))
+                if self._is_throttled():
+                    self._stop.wait(time.monotonic() - started)
+        finally:
+            self._results.put(None)
+
+    def _publish_or_hand_off(self, result: _Result) -> None:
+        """Hand off when an input waits for the model; otherwise publish here, in order."""
+        if self._mailbox.pending:
+            self._results.put(result)
+            return
+        self._results.join()
+        self._deliver(*result)
+
+    def _publish_results(self) -> None:
+        """Publish handed-off results in order until the inference thread says it is done."""
+        while True:
+            result = self._results.get()
+            try:
+                if result is None:
+                    return
+                self._deliver(*result)
+            finally:
+                self._results.task_done()

@@ -1,0 +1,1 @@
+"""What the node may use and does use: memory budgets, measured memory, thermal state."""

@@ -1,0 +1,1 @@
+"""Inference strategies (TensorRT, ONNX Runtime) behind one protocol, and what they share."""

@@ -1,0 +1,94 @@
+"""Parameters become a validated NodeConfig; each bad value is a ConfigError naming it."""
+
+import pytest
+
+from gps_denied_inference.errors import ConfigError
+from gps_denied_inference.node.parameters import ModelConfig, node_config_from_values
+from gps_denied_inference.validation import GIB
+
+
+def _values(**changes):
+    values = {
+        'models': ['corners'],
+        'model_dir': '/models',
+        'corners.engine_path': 'corners.onnx',
+        'corners.input_topic': '/camera/image_raw',
+        'corners.runtime': 'onnxruntime',
+    }
+    values.update(changes)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def test_defaults_and_relative_paths():
+    config = node_config_from_values(_values())
+    model = config.models[0]
+    assert model.engine_path == '/models/corners.onnx'
+    assert model.runtime == 'onnxruntime'
+    assert model.providers == ('CPUExecutionProvider',)
+    assert model.sha256 is None
+    assert config.runtime.gpu_memory_budget_bytes == 4 * GIB
+    assert config.runtime.host_memory_budget_bytes == 3 * GIB // 2
+    assert config.input_qos == 'sensor_data'
+    assert config.thermal.root == '/sys/class/thermal'
+
+
+def test_overrides_and_pinned_digest_are_read():
+    digest = 'AB' * 32
+    config = node_config_from_values(_values(**{
+        'corners.sha256': digest, 'corners.input_width': 320, 'corners.color': 'rgb',
+        'corners.mean': [0.5, 0.5, 0.5], 'corners.providers': ['CUDAExecutionProvider',
+                                                               'CPUExecutionProvider']}))
+    model = config.models[0]
+    assert model.sha256 == digest.lower()
+    assert model.overrides.width == 320 and model.overrides.color == 'rgb'
+    assert model.overrides.mean == (0.5, 0.5, 0.5)
+    assert model.overrides.height is None and model.overrides.std is None
+    assert model.providers == ('CUDAExecutionProvider', 'CPUExecutionProvider')
+
+
+def test_runtime_defaults_to_tensorrt():
+    values = _values()
+    del values['corners.runtime']
+    assert node_config_from_values(values).models[0].runtime == 'tensorrt'
+
+
+@pytest.mark.parametrize('changes,named', [
+    ({'models': []}, 'models'),
+    ({'models': ['']}, 'models'),
+    ({'models': ['corners', 'corners']}, 'listed twice: corners'),
+    ({'models': 'corners'}, 'models'),
+    ({'corners.engine_path': None}, 'corners.engine_path'),
+    ({'corners.input_topic': None}, 'corners.input_topic'),
+    ({'corners.runtime': 'tflite'}, 'runtime'),
+    ({'corners.engine_path': 7}, 'corners.engine_path'),
+    ({'corners.engine_path': 'x.onnx', 'model_dir': ''}, 'corners.engine_path'),
+    ({'gpu_memory_budget_bytes': -1}, 'gpu_memory_budget_bytes'),
+    ({'host_memory_budget_bytes': 0}, 'host_memory_budget_bytes'),
+    ({'gpu_memory_budget_bytes': '4G'}, 'gpu_memory_budget_bytes'),
+    ({'gpu_memory_budget_bytes': 4.0e9}, 'gpu_memory_budget_bytes'),
+    ({'diagnostics_period_s': 0.0}, 'diagnostics_period_s'),
+    ({'thermal.throttle': 'yes'}, 'thermal.throttle'),
+    ({'thermal.warn_c': 90.0, 'thermal.critical_c': 80.0}, 'critical_c'),
+    ({'input_qos': 'fast'}, 'input_qos'),
+    ({'output_depth': 0}, 'output_depth'),
+    ({'corners.sha256': 'beef'}, 'sha256'),
+    ({'corners.color': 'yuv'}, 'color'),
+    ({'corners.input_width': -2}, 'width'),
+    ({'corners.mean': ['a']}, 'corners.mean'),
+    ({'models': ['bad-name']}, 'models'),
+])
+def test_bad_parameters_are_refused_by_name(changes, named):
+    with pytest.raises(ConfigError) as info:
+        node_config_from_values(_values(**changes))
+    assert named in str(info.value)
+
+
+@pytest.mark.parametrize('field,value', [
+    ('name', 'bad name'), ('engine_path', ''), ('input_topic', ''), ('runtime', 'tflite'),
+    ('sha256', 'abc'), ('providers', ()),
+])
+def test_model_config_refuses_bad_values(field, value):
+    fields = {'name': 'corners', 'engine_path': 'corners.onnx', 'input_topic': '/cam'}
+    fields[field] = value
+    with pytest.raises(ConfigError, match=field):
+        ModelConfig(**fields)
