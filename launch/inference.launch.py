@@ -6,7 +6,7 @@
 
 `autostart:=true` configures and activates at start-up (no lifecycle manager). The Fast DDS
 large-data profile is applied to the node's process unless `large_data_transport:=false`;
-the camera driver's process needs the same profile (see README, "Transport").
+the camera driver's process needs the same profile (see docs/transport.md).
 
 The profile is named under both variables: Fast DDS 2.x (Humble, Iron, Jazzy) reads
 FASTRTPS_DEFAULT_PROFILES_FILE, 3.x (Kilted on) FASTDDS_DEFAULT_PROFILES_FILE, each ignores

@@ -1,19 +1,10 @@
 """The engine gate: every artifact is checked, in a fixed order, before anything loads it.
 
-ROS-free and GPU-free on purpose (it imports no tensorrt, pycuda or onnxruntime): it reads
-the file, its two sidecars and at most the first bytes of a TensorRT plan, so a truncated,
-swapped, tampered or wrong-release artifact is refused before any GPU call. `validate`
-raises at the first failed check; `admit` does the same and also returns the bytes it hashed,
-which the runtimes load (one read, one hash, nothing re-opened after the check); `checks` runs
-every check for the `verify` report.
-
-The plan-header check relies on what is publicly known of TensorRT's serialized engine,
-not on a documented format: a plan starts with the magic tag b'ftrt' (what torch_tensorrt
-tests to tell raw engine bytes from base64), and bytes 24, 25 and 26 hold the major, minor
-and patch version of the TensorRT that built it (NVIDIA's answer in NVIDIA/TensorRT#3073,
-used by Autoware's tensorrt_common to refuse cached engines of another release). Only
-TensorRT 8 and 10 plans are known to follow this layout; for other majors the check is a
-SKIP that says so, and a plan whose header does not match the layout is a FAIL.
+GPU-free and ROS-free: it reads the file, its two sidecars and at most a TensorRT plan's
+header, so a truncated, swapped, tampered or wrong-release artifact is refused before any GPU
+call. `validate` raises at the first failed check; `admit` also returns the hashed bytes the
+runtimes load; `checks` runs every check for `verify`. The checks and the plan-header layout
+they rely on: docs/design.md.
 """
 
 from dataclasses import dataclass

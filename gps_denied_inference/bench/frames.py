@@ -1,9 +1,8 @@
 """The benchmark's messages: camera frames at three sizes, and a model's outputs as it sends them.
 
-Messages are built before a timed phase (building a 921 KB Image in Python costs about a
-millisecond) and only re-stamped at publish, so the camera measures transport and the node,
-not its own message construction. Stamp = wall clock at publish: latency is the receiver's
-wall clock minus the stamp (same host, same clock).
+Messages are built before a timed phase and only re-stamped at publish, so the camera measures
+transport and the node, not its own message construction. Stamp = wall clock at publish: latency
+is the receiver's wall clock minus the stamp (same host, same clock).
 """
 
 from dataclasses import dataclass

@@ -1,14 +1,9 @@
-"""The benchmark's arithmetic and its report: statistics, targets, the table, the README text.
+"""The benchmark's arithmetic and its report: statistics, targets, the tables, their text.
 
-Pure functions over the raw observations bench_driver and bench_raw record, so they can be
-checked without ROS. Every repeated measurement is reduced per run first (p50, p95 of that
-run), then the median over runs is reported. Overhead is a difference of percentiles, which
-is an approximation: percentiles of a sum are not sums of percentiles.
-
-Node phases that carry a paired raw run (timed by the driver right before the phase) are
-compared with it, run by run, rather than with the raw runs at the start of the benchmark:
-on a shared machine the model's own speed drifts by more than the targets over the minutes
-between the two (SuperPoint's raw p50 moved 9% within one run).
+Pure functions over the raw observations bench/driver.py and bench/raw.py record, so they can
+be checked without ROS. Each repeated measurement is reduced per run (p50, p95), then the
+median over runs is reported; node phases are compared with the raw run paired with them, not
+the one at the start, because the model's own speed drifts. Method: docs/benchmark.md.
 """
 
 from typing import Any, Dict, Iterable, List, Optional, Sequence

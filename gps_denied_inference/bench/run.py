@@ -4,7 +4,7 @@ Generates and seals the demo (Harris corner) and SuperPoint-sized models, then m
 this machine with the same 640x480 frames: (1) raw session.run, (2) the transport floor to a
 bare subscriber in another process, (3) the node's end-to-end latency and its overhead,
 (4) saturated throughput, (5) a 60 s overload at twice the model's rate with the node's RSS,
-(6) start-up against a raw session plus warm-up; and issue 9's transport matrix (640x480
+(6) start-up against a raw session plus warm-up; and the transport matrix (640x480
 mono8, 640x480 rgb8, 1280x720 rgb8; Fast DDS defaults vs the shipped profile). The node, the
 camera and the bare subscriber each run as their own process. Prints the tables and writes
 build/bench/results.json and build/bench/README_section.md. Exits 1 when a section failed to

@@ -1,23 +1,10 @@
 """Demo and benchmark models built with onnx.helper: no hub downloads, nothing opaque.
 
-`build_corner_detector` is a Harris corner detector written as a CNN: Sobel gradients
-(convolution), the structure tensor (products, then a depthwise Gaussian convolution), the
-Harris response det(S) - k trace(S)^2, a threshold (ReLU) so flat regions and edges give 0,
-and non-maximum suppression by max-pool. `build_superpoint_like` is a SuperPoint-sized
-network with seeded random weights, for benchmarks: same I/O names and contract.
-
-Both take `image` float32 [1, 1, H, W] in [0, 1] and return sparse results, as a visual
-odometry front end consumes them (a dense score map is 1.2 MiB per 640x480 frame to move
-and to publish; the list below is 44 KiB for the corner detector):
-- `keypoints` float32 [1, K, 3]: one row (x, y, score) per keypoint, x and y in pixels of
-  the model's input image, rows by descending score. K = min(max_keypoints, H x W); when
-  fewer local maxima have a positive score, the remaining rows are all zero;
-- `descriptors` float32 [1, K, C]: row i is the L2-normalised descriptor of the 8x8 cell
-  holding keypoint i (all zero for a zero row of `keypoints`).
-The node publishes them as a K x 3 and a K x C 32FC1 image (it drops leading 1-dims).
-The selection (top-K of the non-maximum-suppressed score map, a gather of the cell
-descriptors) is part of the graph, so it runs on the accelerator with the network. A
-TensorRT build needs K <= 3840 (its TopK layer's limit); the default 1024 fits.
+`build_corner_detector` is a Harris corner detector written as a CNN; `build_superpoint_like`
+a SuperPoint-sized network with seeded random weights, for benchmarks. Both take `image`
+float32 [1, 1, H, W] in [0, 1] and end in a top-K selection inside the graph: `keypoints`
+[1, K, 3] rows (x, y, score) in model-input pixels, strongest first, zero rows padding, and
+`descriptors` [1, K, C] of each keypoint's 8x8 cell. A TensorRT build needs K <= 3840.
 """
 
 from pathlib import Path

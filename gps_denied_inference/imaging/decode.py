@@ -1,13 +1,8 @@
 """sensor_msgs/Image fields -> a numpy view of the pixels, or a refusal that says why.
 
-ROS-free: the node passes the message's plain fields. Every claimed dimension is checked
-arithmetically against the bytes that actually arrived before any array exists, so a message
-claiming 100000 x 100000 pixels with a few bytes of data allocates nothing. An accepted image
-is a zero-copy view over `data` (row padding in `step` included), except big-endian `mono16`,
-which is byte-swapped into a native copy.
-
-`8UC1` is read as mono and `8UC3` as bgr: a generic 3-channel 8-bit image is, by OpenCV (and
-cv_bridge) convention, in BGR order.
+ROS-free. Every claimed dimension is checked against the bytes that arrived before any array
+exists, so a huge claim with few bytes allocates nothing; an accepted image is a zero-copy view
+(big-endian mono16 excepted). The rules: docs/design.md, "Callback".
 """
 
 from dataclasses import dataclass

@@ -1,16 +1,8 @@
 """Output tensors <-> sensor_msgs/Image fields, and the NaN/Inf check that flags a frame.
 
-Shape: leading 1-dims are dropped (a scalar or all-ones tensor becomes [1]); then rank 1 [N]
--> 1 x N x 1, rank 2 [H, W] -> H x W x 1, rank 3 [A, B, C] -> A x B with C channels. Higher
-ranks, zero or dynamic dims, more than 512 channels (OpenCV's CV_CN_MAX, so cv_bridge can
-read every published image) or a size beyond the message's uint32 fields are refused.
-
-Encoding `<depth>C<channels>` from the dtype: float32 32F, float64 64F, int32 32S, int16
-16S, uint16 16U, int8 8S, uint8 8U. Two dtypes are widened, losslessly: float16 -> 32F
-(sensor_msgs defines no 16-bit float encoding) and bool -> 8U with values 0/1. int64 (and
-anything else) is refused: narrowing would silently corrupt values, so a model with such an
-output is refused at configure; cast inside the model instead. Bytes are little-endian
-(is_bigendian = 0), rows tightly packed (step = width * channels * sample size).
+Shapes map to height x width x channels after dropping leading 1-dims and dtypes to
+`<depth>C<channels>` encodings, widening only losslessly; anything that cannot be published
+exactly is refused at configure. The rules: docs/design.md, "Output encoding".
 """
 
 from array import array

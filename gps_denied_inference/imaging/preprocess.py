@@ -1,22 +1,8 @@
 """A decoded camera image -> the model's input tensor, exactly as its contract says.
 
-Steps, with OpenCV doing the pixel work:
-1. 16-bit mono becomes 8-bit by keeping the high byte (value >> 8, truncating), so every
-   contract's `scale` applies to an 8-bit range whatever the camera's depth.
-2. Colour to `contract.color` with cv2.cvtColor. Conversions that drop channels (to mono, or
-   dropping alpha) run before the resize, so fewer channels are resized; the others run on
-   whichever side of the resize has fewer pixels. Only the conversion to mono does not
-   commute with resizing, and it always runs first.
-3. Resize to the model size (`stretch`), or keep the aspect ratio and centre the image on a
-   `pad_value` border (`letterbox`): cv2.INTER_AREA when shrinking both sides,
-   cv2.INTER_LINEAR otherwise, nothing when the size already matches. `plan_resize` returns
-   the geometry, so keypoints found in the model image map back to camera pixels.
-4. out = (pixel * scale - mean[c]) / std[c] per channel, in layout and dtype. Each channel's
-   256 possible results are computed once in float64 and rounded once to the output dtype;
-   cv2.LUT writes them straight into the output tensor (no float intermediate; for NCHW
-   each channel is extracted first: cv2.extractChannel is several times faster than
-   cv2.split here). dtype
-   `uint8` skips normalisation: the tensor holds the (converted, resized) pixel values.
+OpenCV does the pixel work: 16-bit to 8-bit, colour conversion on the cheaper side of the
+resize, stretch or letterbox resize, then per-channel normalisation by a lookup table written
+straight into the tensor. The steps and why: docs/design.md, "Callback".
 """
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""What the node reports on /diagnostics, as plain data (node.py turns it into messages).
+"""What the node reports on /diagnostics, as plain data (lifecycle_node.py makes the messages).
 
 One status per concern, named '<node>: <concern>', following diagnostic_updater: levels OK,
 WARN, ERROR and STALE, where STALE means "no data", never "fine".

@@ -1,10 +1,8 @@
 """The node's engine lifecycle, ROS-free: gate and load on configure, budget on activate.
 
-configure: gate every model (no GPU call before all gates pass), refuse when the predicted
-weights alone exceed a budget, refuse outputs that cannot be published, then load; any
-failure releases what was loaded. activate: check that every model's execution memory fits
-the remaining budget *before* allocating any of it, then prepare and warm up each engine.
-cleanup: release every engine; the budget returns to zero. Every step is idempotent.
+configure gates every model before any GPU call, then loads; activate refuses before
+allocating when execution memory does not fit the budget; cleanup releases every engine.
+Every step is idempotent and a failure releases what it loaded: docs/design.md.
 """
 
 from dataclasses import dataclass

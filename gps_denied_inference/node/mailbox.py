@@ -1,15 +1,8 @@
 """A one-slot mailbox: the newest frame wins; the caller counts every overwritten frame.
 
-When the camera outruns the model, queueing would make latency grow without bound; a single
-slot keeps latency at most one frame behind, and put() says when it overwrote a frame so the
-drop is counted, never silent.
-
-A put() to a taker that is already waiting can also hand the frame over: it then waits, up to
-`handoff_timeout_s`, until the taker has it. That wait releases the GIL, so the taker starts
-at once instead of when the putting thread next lets go of the interpreter (for a ROS
-subscription callback: after the rest of the callback and the executor's own Python, about
-0.3-0.5 ms measured here). The putter resumes when the taker next lets go of the GIL. A taker
-that is not waiting, busy with the previous frame, costs the putter nothing.
+A single slot keeps latency at most one frame behind when the camera outruns the model, and
+put() says when it overwrote a frame so the drop is counted. A put() to a taker already
+waiting hands the frame over, waiting (GIL released) until it is taken: docs/design.md.
 """
 
 import threading

@@ -1,9 +1,8 @@
 """Per-model counters and latency windows that the diagnostics report.
 
-Per published frame three times: latency (callback to published), inference (the runtime's
-infer call) and the node's own overhead (latency less inference: decode, preprocess, the wait
-for the publishing thread, NaN/Inf check, encoding, publish). The overhead is kept per frame,
-so its percentiles are of the node's own cost, not a difference of two percentiles.
+Per published frame: latency (callback to published), inference (the infer call) and their
+difference, the node's own overhead, kept per frame so its percentiles are of the node's own
+cost rather than a difference of two percentiles.
 """
 
 from collections import Counter, deque

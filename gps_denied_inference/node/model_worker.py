@@ -1,38 +1,9 @@
 """Per model: decode and preprocess on arrival, then newest input -> infer -> publish.
 
-submit() runs on the subscription callback's thread: it decodes the frame and preprocesses
-it into the model's input tensor there, and stores that input in a one-slot mailbox. So when
-frames arrive faster than the model runs, the next input is ready the moment the model
-finishes and the inference thread only infers (measured: with preprocessing on the inference
-thread, 6-9% of each saturated cycle of the corner model went to it, under contention from
-the executor and the camera; README, "Benchmark"). When the model is idle the work is the
-same, done before the wake-up instead of after it. The price: the callback's thread spends a
-preprocess per received frame, including frames a newer one overwrites before the model takes
-them (0.05 ms for 640x480 mono8 here; `make bench` times each camera format); a slow model
-still never blocks it.
-
-When the inference thread is idle, waiting for input, submit() hands the input over and
-returns once that thread has it (FrameMailbox's handoff). Otherwise the model would start
-only when the callback's thread next released the GIL, after the rest of the callback and
-the executor's own Python. In a 40 Hz timeline of the corner model here (three alternations)
-the handoff cut the time from the callback to the inference thread holding the input from
-0.63-0.81 to 0.32-0.41 ms p50, and the node's own cost per frame from 1.31-1.59 to 1.00-1.16
-ms p50. The price is on the callback's thread: submit() returns when the inference thread
-lets go of the GIL as the model starts, 0.15-0.21 ms p50 after the handoff but 2.6-4.1 ms
-p95 on this 2-vCPU machine, where the model, the camera and the executor share two cores;
-other callbacks on the same executor wait that long in those frames.
-
-When another input is already waiting, the inference thread hands its result to a
-publishing thread through a one-slot handoff and goes straight back to the model: checking,
-encoding and publishing one frame's outputs overlap the next inference instead of adding to
-it (that matters for dense outputs, about 1.3 ms of Python for 5.9 MiB, and where the model
-runs on the GPU). When nothing waits, the model would idle anyway, so the inference thread
-publishes the result itself and saves the publishing thread's wake-up (0.02-0.16 ms p50 of
-the node's own cost in a 40 Hz A/B here); a frame arriving meanwhile waits at most that
-publish. Either way results leave in frame order (the inference thread first waits for a
-handed-off result to be published), the handoff blocks rather than queues, and nothing is
-dropped there. A bad frame or a failed inference is counted and reported; the worker always
-goes on.
+submit() prepares each frame's input on the subscription callback's thread and stores it in a
+one-slot mailbox; one inference thread only infers, and publishes the result itself or, when
+another input already waits, hands it to a publishing thread, in frame order. The data path,
+the threads and the measurements behind each choice: docs/design.md.
 """
 
 from dataclasses import dataclass

@@ -1,8 +1,8 @@
 """The node's parameters as one validated NodeConfig, built from plain values (ROS-free).
 
-node.py reads ROS parameters into a flat {name: value} dict and calls node_config_from_values;
-every wrong type, missing or contradictory value becomes a ConfigError naming the parameter,
-so a bad parameter fails `configure` with a clear log line and never crashes the process.
+lifecycle_node.py reads the ROS parameters into a flat {name: value} dict and calls
+node_config_from_values; every wrong type, missing or contradictory value becomes a
+ConfigError naming the parameter, so a bad parameter fails `configure` and never the process.
 """
 
 from dataclasses import dataclass, field

@@ -1,12 +1,8 @@
 """Memory budgets: refuse an engine before anything is allocated, never after.
 
-On a Jetson the CPU and GPU share one DRAM, so an engine that does not fit takes the whole
-flight computer down. Every allocation an engine makes is first reserved here by name, from
-its manifest's prediction; a reservation that would exceed its pool's budget is refused with
-OutOfMemoryError and the ledger is left exactly as it was. ROS-free and thread-safe.
-
-Reservation names are unique: reserving a name that is already held is a caller bug (two
-owners would release each other's memory), so it raises ValueError rather than adding up.
+On a Jetson CPU and GPU share one DRAM, so every allocation is first reserved by name from the
+manifest's prediction; a reservation over its pool's budget raises OutOfMemoryError and leaves
+the ledger as it was. ROS-free and thread-safe; see docs/design.md.
 """
 
 from dataclasses import dataclass
@@ -228,7 +224,7 @@ def execution_need(manifest: Manifest, on_gpu: bool) -> MemoryNeed:
     return MemoryNeed(host_bytes=memory.activation_bytes + memory.io_buffer_bytes)
 
 
-# What the model worker holds besides the runtime's own buffers (model_worker.py): prepared
+# What the model worker holds besides the runtime's own buffers (node/model_worker.py): prepared
 # inputs, one waiting in the mailbox while the callback prepares the next; and results, one
 # frame's outputs being published while the next waits in the handoff.
 INPUTS_IN_FLIGHT = 2

@@ -1,13 +1,8 @@
 """How hot the board is: Linux thermal zones read into one snapshot, polled on a thread.
 
-A Jetson that overheats throttles silently, so the node reads the same sysfs the kernel
-governs by (`<root>/thermal_zone*/{type,temp,trip_point_K_temp,trip_point_K_type}`, temps in
-milli-degrees C) and reports every zone, the hottest and a level (OK / WARN / CRITICAL).
-Thresholds come from the board's own trip points where it has usable ones, from
-configuration otherwise. Offline sensors (Orin reports -256 C for a powered-down CV cluster),
-unreadable files and odd values (not an integer, above 200 C) are skipped, never raised:
-with no usable zone the snapshot says telemetry is unavailable and why. ROS-free; the
-publisher owns one daemon thread.
+Reads the sysfs zones the kernel governs by, with thresholds from the board's trip points or
+the configuration; offline sensors and odd values are skipped, never raised, and without a
+usable zone the snapshot says telemetry is unavailable and why. ROS-free.
 """
 
 from dataclasses import dataclass, replace

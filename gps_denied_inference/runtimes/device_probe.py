@@ -1,17 +1,9 @@
 """What this host can run, learned without TensorRT or CUDA: the gate runs before either loads.
 
-- Installed TensorRT version: the package metadata of a TensorRT distribution, else the
-  `__version__ = "..."` line of the `tensorrt` package's `__init__.py` (JetPack installs it
-  with apt as python3-libnvinfer), read as text: nothing is imported.
-- Compute capability: on Jetson from the Tegra chip id (`<sys>/module/tegra_fuse/parameters/
-  tegra_chip_id`, the kernel prints it in decimal) or else the SoC named in
-  `<proc>/device-tree/compatible` (T210 5.3, T186 6.2, T194 7.2, T234 8.7); on discrete GPUs
-  from `nvidia-smi --query-gpu=compute_cap,name`.
-- Device name: `<proc>/device-tree/model` on Jetson, nvidia-smi's name otherwise.
-- L4T release from `<etc>/nv_tegra_release` ('# R36 (release), REVISION: 4.3, ...' ->
-  '36.4.3') and the JetPack release that ships it, where known.
-
-Every root is a parameter so tests run on files in a temporary directory.
+The installed TensorRT version (package metadata or the `tensorrt` package's version line,
+read as text), the compute capability and device name (Tegra chip id or device tree on
+Jetson, nvidia-smi elsewhere) and the L4T / JetPack release. Every root is a parameter, so
+tests run on files in a temporary directory.
 """
 
 from dataclasses import dataclass

@@ -4,7 +4,7 @@ Three processes, as on the drone: a camera driver (test/camera_process.py) publi
 30 Hz with sensor-data QoS, the node (`python -m gps_denied_inference.node`, as the launch
 file runs it) and this test's process with a reliable and a best-effort output subscriber.
 The node and the camera get the environment the launch file and the README prescribe
-(bench.child_environment('shipped'): the profile under the variable this distro's Fast DDS
+(bench.run.child_environment('shipped'): the profile under the variable this distro's Fast DDS
 reads, nothing else), so the result does not depend on how pytest itself was started.
 """
 
