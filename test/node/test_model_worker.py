@@ -346,9 +346,9 @@ def test_the_submitting_thread_prepares_the_input_while_the_model_is_busy(loaded
     prepared_on = []
     real_preprocess = model_worker.preprocess
 
-    def recording_preprocess(image, contract):
+    def recording_preprocess(image, contract, plan):
         prepared_on.append(threading.current_thread())
-        return real_preprocess(image, contract)
+        return real_preprocess(image, contract, plan)
 
     monkeypatch.setattr(model_worker, 'preprocess', recording_preprocess)
     runtime = gated(loaded)
@@ -392,10 +392,10 @@ def test_a_rejected_frame_is_counted_before_submit_returns_and_never_reaches_the
 def test_a_preprocessing_fault_is_counted_and_does_not_reach_the_caller(loaded, monkeypatch):
     real_preprocess = model_worker.preprocess
 
-    def failing_on_value_3(image, contract):
+    def failing_on_value_3(image, contract, plan):
         if int(image.pixels[0, 0]) == 3:
             raise MemoryError('no room for the input tensor')
-        return real_preprocess(image, contract)
+        return real_preprocess(image, contract, plan)
 
     monkeypatch.setattr(model_worker, 'preprocess', failing_on_value_3)
     recorder = Recorder()
