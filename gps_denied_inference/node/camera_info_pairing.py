@@ -80,6 +80,11 @@ class CameraInfoPairing:
         self._published = 0
         self._missed = 0
 
+    @property
+    def topic(self) -> str:
+        """The camera's CameraInfo topic this pairing is fed from."""
+        return self._topic
+
     def on_camera_info(self, stamp_ns: int, calibration: Calibration) -> None:
         """Remember a camera CameraInfo; serve the frame with its stamp if it waits for it."""
         with self._lock:

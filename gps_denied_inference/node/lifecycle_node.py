@@ -268,7 +268,7 @@ class InferenceNode(LifecycleNode):
                 lambda msg, w=worker: self._on_image(w, msg), qos,
                 event_callbacks=callbacks)
             self._camera_info_subscriptions[name] = self.create_subscription(
-                CameraInfo, pairing.report().topic,
+                CameraInfo, pairing.topic,
                 lambda msg, n=name, p=pairing: self._on_camera_info(n, p, msg),
                 input_qos('sensor_data'))
             worker.start()
@@ -430,6 +430,7 @@ class InferenceNode(LifecycleNode):
         for model in core.models:
             name = model.config.name
             stats = self._stats[name].snapshot()
+            pairing = self._pairings.get(name)
             starvation = None
             if active:
                 age = stats.last_frame_age_s
@@ -445,7 +446,7 @@ class InferenceNode(LifecycleNode):
                 node, name, active, model.runtime.current_runtime_label(),
                 model.handle.manifest.artifact_sha256, stats, self._previous_stats.get(name),
                 config.persistent_fault_frames, throttling, starvation,
-                self._pairings[name].report()))
+                pairing.report() if pairing is not None else None))
             self._previous_stats[name] = stats
         budget = core.budget
         reports.append(diagnostics.memory_status(
