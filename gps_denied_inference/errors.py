@@ -68,3 +68,7 @@ class ImageRejectedError(GpsDeniedInferenceError):
 
 class ManifestError(GpsDeniedInferenceError):
     """A manifest or sha256 sidecar is malformed (the gate reports it as a refusal)."""
+
+
+class CameraInfoError(GpsDeniedInferenceError):
+    """A CameraInfo gives no intrinsics for a frame: uncalibrated, malformed, or another size."""

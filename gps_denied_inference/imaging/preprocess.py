@@ -3,6 +3,8 @@
 OpenCV does the pixel work: 16-bit to 8-bit, colour conversion on the cheaper side of the
 resize, stretch or letterbox resize, then per-channel normalisation by a lookup table written
 straight into the tensor. The steps and why: docs/design.md, "Callback".
+`plan_resize` returns the resize geometry; a caller that publishes it passes the same plan to
+preprocess(), so the published mapping is the one the pixels went through (imaging/geometry.py).
 """
 
 from dataclasses import dataclass
@@ -43,6 +45,8 @@ class ResizePlan:
     pad_x: int
     pad_y: int
     interpolation: Optional[int]
+    model_height: int
+    model_width: int
 
     @property
     def scale_x(self) -> float:
@@ -81,7 +85,7 @@ def plan_resize(src_height: int, src_width: int, contract: PreprocessContract) -
     else:
         interpolation = cv2.INTER_LINEAR
     return ResizePlan(src_height, src_width, content_h, content_w, (width - content_w) // 2,
-                      (height - content_h) // 2, interpolation)
+                      (height - content_h) // 2, interpolation, height, width)
 
 
 @functools.lru_cache(maxsize=16)
@@ -126,10 +130,21 @@ def _fill_border(spatial: np.ndarray, plan: ResizePlan, value: np.ndarray) -> No
     spatial[top:bottom, right:] = value
 
 
-def preprocess(image: DecodedImage, contract: PreprocessContract) -> np.ndarray:
-    """A new C-contiguous array of exactly contract.input_shape and contract.dtype."""
+def preprocess(image: DecodedImage, contract: PreprocessContract,
+               plan: Optional[ResizePlan] = None) -> np.ndarray:
+    """A new C-contiguous array of exactly contract.input_shape and contract.dtype.
+
+    `plan` is plan_resize(image.height, image.width, contract), computed here when not given;
+    a plan made for another image or model size is refused with ValueError.
+    """
     pixels = _to_8bit(image.pixels)
-    plan = plan_resize(pixels.shape[0], pixels.shape[1], contract)
+    if plan is None:
+        plan = plan_resize(pixels.shape[0], pixels.shape[1], contract)
+    elif plan != plan_resize(pixels.shape[0], pixels.shape[1], contract):
+        raise ValueError(f'resize plan for {plan.src_width} x {plan.src_height} px -> '
+                         f'{plan.model_width} x {plan.model_height} px given for an image of '
+                         f'{pixels.shape[1]} x {pixels.shape[0]} px and a model input of '
+                         f'{contract.width} x {contract.height} px')
     source_channels, channels = _CHANNELS[image.color], contract.channels
     conversion = _CONVERSIONS.get((image.color, contract.color))
     convert_first = conversion is not None and (

@@ -7,6 +7,7 @@ WARN, ERROR and STALE, where STALE means "no data", never "fine".
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from gps_denied_inference.node.camera_info_pairing import GeometryReport
 from gps_denied_inference.node.model_stats import StatsSnapshot
 from gps_denied_inference.resources.measured_usage import MeasuredUsage
 from gps_denied_inference.resources.thermal import ThermalLevel, ThermalState
@@ -37,8 +38,9 @@ class StarvationState:
 def model_status(node: str, model: str, active: bool, runtime_label: str, digest: str,
                  stats: StatsSnapshot, previous: Optional[StatsSnapshot],
                  persistent_fault_frames: int, throttled: bool,
-                 starvation: Optional[StarvationState] = None) -> StatusReport:
-    """Summarise one model: counters, rate, latency and the worst current problem."""
+                 starvation: Optional[StarvationState] = None,
+                 geometry: Optional[GeometryReport] = None) -> StatusReport:
+    """Summarise one model: counters, rate, latency, geometry and the worst current problem."""
     values = [
         ('runtime', runtime_label), ('engine_sha256', digest[:12]),
         ('frames_received', str(stats.received)), ('frames_processed', str(stats.processed)),
@@ -58,13 +60,40 @@ def model_status(node: str, model: str, active: bool, runtime_label: str, digest
                   for reason, count in sorted(stats.rejected_by_reason.items()))
     if starvation is not None:
         values.append(('matched_publishers', str(starvation.matched_publishers)))
+    if geometry is not None:
+        values.extend(geometry_values(geometry))
     name = f'{node}: model {model}'
     if not active:
         return StatusReport(name, STALE, 'not active', tuple(values))
     level, message = _worst_problem(stats, previous, persistent_fault_frames, starvation)
     if throttled and level == OK:
         level, message = WARN, 'thermal throttling: processing rate halved'
+    if geometry is not None and geometry.problem and level == OK:
+        level, message = WARN, geometry.problem
     return StatusReport(name, level, message, tuple(values))
+
+
+def geometry_values(geometry: GeometryReport) -> List[Tuple[str, str]]:
+    """The camera -> model pixel mapping of the newest frame, and whether intrinsics are known.
+
+    x_model = (x_camera + 0.5) * scale_x - 0.5 + pad_x (pixel centres at integers), the same
+    for y; '-' before the first frame.
+    """
+    plan = geometry.plan
+    mapping = [('camera_width', '-'), ('camera_height', '-'), ('scale_x', '-'),
+               ('scale_y', '-'), ('pad_x', '-'), ('pad_y', '-')]
+    if plan is not None:
+        mapping = [('camera_width', str(plan.src_width)), ('camera_height', str(plan.src_height)),
+                   ('scale_x', f'{plan.scale_x:.6g}'), ('scale_y', f'{plan.scale_y:.6g}'),
+                   ('pad_x', str(plan.pad_x)), ('pad_y', str(plan.pad_y))]
+    return [('resize', geometry.resize), ('model_width', str(geometry.model_width)),
+            ('model_height', str(geometry.model_height)), *mapping,
+            ('intrinsics', str(geometry.intrinsics).lower()),
+            ('intrinsics_detail', geometry.detail),
+            ('camera_info_topic', geometry.topic),
+            ('camera_info_received', str(geometry.received)),
+            ('camera_info_published', str(geometry.published)),
+            ('camera_info_missed', str(geometry.missed))]
 
 
 def _worst_problem(stats: StatsSnapshot, previous: Optional[StatsSnapshot],

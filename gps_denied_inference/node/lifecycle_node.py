@@ -24,7 +24,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 from rclpy.task import Future
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from gps_denied_inference.errors import (
@@ -33,12 +33,16 @@ from gps_denied_inference.errors import (
     EngineLoadError,
     OutOfMemoryError,
 )
+from gps_denied_inference.imaging import geometry
+from gps_denied_inference.imaging.geometry import Calibration
 from gps_denied_inference.imaging.output_encoding import encode_output, image_layout_for
 from gps_denied_inference.node import diagnostics
+from gps_denied_inference.node.camera_info_pairing import CameraInfoPairing
 from gps_denied_inference.node.inference_core import InferenceCore, LoadedModel, RuntimeFactory
 from gps_denied_inference.node.model_stats import ModelStats, StatsSnapshot
 from gps_denied_inference.node.model_worker import Frame, ModelWorker, Outputs
 from gps_denied_inference.node.parameters import (
+    camera_info_topic_beside,
     GLOBAL_PARAMETERS,
     node_config_from_values,
     NodeConfig,
@@ -87,6 +91,37 @@ def input_qos(kind: str) -> QoSProfile:
                       reliability=reliability)
 
 
+def calibration_from_msg(msg: CameraInfo) -> Calibration:
+    """A CameraInfo message's fields but its header, as plain data."""
+    roi = msg.roi
+    return Calibration(
+        width=int(msg.width), height=int(msg.height), distortion_model=str(msg.distortion_model),
+        d=tuple(float(v) for v in msg.d), k=tuple(float(v) for v in msg.k),
+        r=tuple(float(v) for v in msg.r), p=tuple(float(v) for v in msg.p),
+        binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
+        roi=geometry.RegionOfInterest(int(roi.x_offset), int(roi.y_offset), int(roi.height),
+                                      int(roi.width), bool(roi.do_rectify)))
+
+
+def camera_info_msg(header: Any, calibration: Calibration) -> CameraInfo:
+    """A CameraInfo message; every field of the exact type Humble's setters check."""
+    roi = calibration.roi
+    return CameraInfo(
+        header=header, width=int(calibration.width), height=int(calibration.height),
+        distortion_model=calibration.distortion_model,
+        d=[float(v) for v in calibration.d], k=[float(v) for v in calibration.k],
+        r=[float(v) for v in calibration.r], p=[float(v) for v in calibration.p],
+        binning_x=int(calibration.binning_x), binning_y=int(calibration.binning_y),
+        roi=RegionOfInterest(x_offset=int(roi.x_offset), y_offset=int(roi.y_offset),
+                             height=int(roi.height), width=int(roi.width),
+                             do_rectify=bool(roi.do_rectify)))
+
+
+def stamp_ns(header: Any) -> int:
+    """A header's stamp in integer nanoseconds, the key frames and CameraInfos pair by."""
+    return int(header.stamp.sec) * 10 ** 9 + int(header.stamp.nanosec)
+
+
 def output_qos(depth: int) -> QoSProfile:
     """Reliable keep-last outputs: serves both reliable and best-effort subscribers."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
@@ -115,6 +150,9 @@ class InferenceNode(LifecycleNode):
         self._previous_stats: Dict[str, StatsSnapshot] = {}
         self._output_publishers: Dict[str, Dict[str, Any]] = {}
         self._image_subscriptions: Dict[str, Any] = {}
+        self._camera_info_publishers: Dict[str, Any] = {}
+        self._camera_info_subscriptions: Dict[str, Any] = {}
+        self._pairings: Dict[str, CameraInfoPairing] = {}
         self._activated_at = 0.0
         self._incompatible_qos: Dict[str, IncompatibleQos] = {}
         self._state_label = 'unconfigured'
@@ -201,6 +239,7 @@ class InferenceNode(LifecycleNode):
             self._stats[model.config.name] = ModelStats()
             self._output_publishers[model.config.name] = self._create_output_publishers(
                 model, config)
+            self._create_camera_info_pairing(model, config)
         self._reset_diagnostics_timer(config.diagnostics_period_s)
         self._state_label = 'inactive'
         self.get_logger().info(
@@ -214,10 +253,13 @@ class InferenceNode(LifecycleNode):
         qos = input_qos(self._config.input_qos)
         for model in self._core.models:
             name = model.config.name
+            pairing = self._pairings[name]
             worker = ModelWorker(model, self._stats[name],
                                  publish=self._publisher_for(name),
                                  warn=self._throttled_warning,
-                                 is_throttled=self._is_throttled)
+                                 is_throttled=self._is_throttled,
+                                 publish_geometry=lambda header, plan, p=pairing: p.on_frame(
+                                     header, stamp_ns(header), plan))
             self._workers[name] = worker
             callbacks = SubscriptionEventCallbacks(incompatible_qos=lambda event, n=name: (
                 self._on_incompatible_qos(n, 'input subscription', event)))
@@ -225,13 +267,18 @@ class InferenceNode(LifecycleNode):
                 Image, model.config.input_topic,
                 lambda msg, w=worker: self._on_image(w, msg), qos,
                 event_callbacks=callbacks)
+            self._camera_info_subscriptions[name] = self.create_subscription(
+                CameraInfo, pairing.topic,
+                lambda msg, n=name, p=pairing: self._on_camera_info(n, p, msg),
+                input_qos('sensor_data'))
             worker.start()
         self._activated_at = time.monotonic()
 
     def _stop_processing(self) -> None:
-        for name, subscription in list(self._image_subscriptions.items()):
-            self.destroy_subscription(subscription)
-            del self._image_subscriptions[name]
+        for subscriptions in (self._image_subscriptions, self._camera_info_subscriptions):
+            for name, subscription in list(subscriptions.items()):
+                self.destroy_subscription(subscription)
+                del subscriptions[name]
         stuck = [name for name, worker in self._workers.items() if not worker.stop()]
         self._workers.clear()
         if stuck:
@@ -243,6 +290,10 @@ class InferenceNode(LifecycleNode):
             for publisher in publishers.values():
                 self.destroy_lifecycle_publisher(publisher)
         self._output_publishers.clear()
+        for publisher in self._camera_info_publishers.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._camera_info_publishers.clear()
+        self._pairings.clear()
         self._stats.clear()
         self._previous_stats.clear()
         self._incompatible_qos.clear()
@@ -274,6 +325,30 @@ class InferenceNode(LifecycleNode):
         publishers['__nonfinite__'] = self.create_lifecycle_publisher(
             Header, f'~/{name}/nonfinite_frames', qos, event_callbacks=callbacks)
         return publishers
+
+    def _create_camera_info_pairing(self, model: LoadedModel, config: NodeConfig) -> None:
+        """~/M/camera_info and the pairing that feeds it, from the camera's CameraInfo topic.
+
+        That topic is M.camera_info_topic, or `camera_info` beside the resolved input topic
+        (image_transport's pairing), resolved here so diagnostics show the name subscribed to.
+        """
+        name = model.config.name
+        topic = self.resolve_topic_name(
+            model.config.camera_info_topic
+            or camera_info_topic_beside(self.resolve_topic_name(model.config.input_topic)))
+        publisher = self.create_lifecycle_publisher(
+            CameraInfo, f'~/{name}/camera_info', output_qos(config.output_depth))
+        self._camera_info_publishers[name] = publisher
+        self._pairings[name] = CameraInfoPairing(
+            lambda header, calibration: publisher.publish(camera_info_msg(header, calibration)),
+            topic, model.contract.resize, model.contract.width, model.contract.height)
+
+    def _on_camera_info(self, model: str, pairing: CameraInfoPairing, msg: CameraInfo) -> None:
+        try:
+            pairing.on_camera_info(stamp_ns(msg.header), calibration_from_msg(msg))
+        except Exception as err:  # noqa: B902 - a subscription callback must not kill the executor
+            self._throttled_warning(f'model {model}: CameraInfo not used: '
+                                    f'{type(err).__name__}: {err}')
 
     def _on_image(self, worker: ModelWorker, msg: Image) -> None:
         worker.submit(Frame(msg.header, msg.encoding, msg.height, msg.width, msg.step,
@@ -355,6 +430,7 @@ class InferenceNode(LifecycleNode):
         for model in core.models:
             name = model.config.name
             stats = self._stats[name].snapshot()
+            pairing = self._pairings.get(name)
             starvation = None
             if active:
                 age = stats.last_frame_age_s
@@ -369,7 +445,8 @@ class InferenceNode(LifecycleNode):
             reports.append(diagnostics.model_status(
                 node, name, active, model.runtime.current_runtime_label(),
                 model.handle.manifest.artifact_sha256, stats, self._previous_stats.get(name),
-                config.persistent_fault_frames, throttling, starvation))
+                config.persistent_fault_frames, throttling, starvation,
+                pairing.report() if pairing is not None else None))
             self._previous_stats[name] = stats
         budget = core.budget
         reports.append(diagnostics.memory_status(

@@ -4,6 +4,8 @@ submit() prepares each frame's input on the subscription callback's thread and s
 one-slot mailbox; one inference thread only infers, and publishes the result itself or, when
 another input already waits, hands it to a publishing thread, in frame order. The data path,
 the threads and the measurements behind each choice: docs/design.md.
+Each input carries the resize plan its tensor was made with, so the geometry published with a
+frame's outputs (`publish_geometry`, called just before them) is the one its pixels went through.
 """
 
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import numpy as np
 from gps_denied_inference.errors import ImageRejectedError, InferenceError
 from gps_denied_inference.imaging.decode import decode_image
 from gps_denied_inference.imaging.output_encoding import count_nonfinite
-from gps_denied_inference.imaging.preprocess import preprocess
+from gps_denied_inference.imaging.preprocess import plan_resize, preprocess, ResizePlan
 from gps_denied_inference.node.inference_core import LoadedModel
 from gps_denied_inference.node.mailbox import FrameMailbox
 from gps_denied_inference.node.model_stats import ModelStats
@@ -39,11 +41,12 @@ class Frame:
 
 @dataclass(frozen=True)
 class _Input:
-    """One frame ready for the model: its header, its input tensor, when it was received."""
+    """One frame ready for the model: header, input tensor, arrival, the resize it had."""
 
     header: Any
     tensor: np.ndarray
     received_at: float
+    plan: ResizePlan
 
 
 # The longest submit() waits for an idle inference thread to take its input: the default GIL
@@ -53,6 +56,7 @@ HANDOFF_TIMEOUT_S = 0.005
 
 Outputs = Dict[str, np.ndarray]
 PublishFn = Callable[[Any, Outputs, bool], None]
+GeometryFn = Callable[[Any, ResizePlan], None]
 # One inferred frame on its way to the publishing thread: the input, its outputs and the
 # seconds the runtime's infer call took.
 _Result = Tuple[_Input, Outputs, float]
@@ -63,10 +67,12 @@ class ModelWorker:
 
     def __init__(self, model: LoadedModel, stats: ModelStats, publish: PublishFn,
                  warn: Callable[[str], None],
-                 is_throttled: Callable[[], bool] = lambda: False) -> None:
+                 is_throttled: Callable[[], bool] = lambda: False,
+                 publish_geometry: Optional[GeometryFn] = None) -> None:
         self.model = model
         self.stats = stats
         self._publish = publish
+        self._publish_geometry = publish_geometry
         self._warn = warn
         self._is_throttled = is_throttled
         self._mailbox: FrameMailbox[_Input] = FrameMailbox(HANDOFF_TIMEOUT_S)
@@ -88,7 +94,8 @@ class ModelWorker:
         try:
             image = decode_image(frame.encoding, frame.height, frame.width, frame.step,
                                  frame.is_bigendian, frame.data)
-            tensor = preprocess(image, self.model.contract)
+            plan = plan_resize(image.height, image.width, self.model.contract)
+            tensor = preprocess(image, self.model.contract, plan)
         except ImageRejectedError as err:
             self.stats.on_rejected(err.reason, f'rejected frame: {err}')
             self._warn(f'model {name}: rejected input frame: {err}')
@@ -98,7 +105,7 @@ class ModelWorker:
             self._warn(f'model {name}: preprocessing failed, frame dropped: '
                        f'{type(err).__name__}: {err}')
             return
-        if self._mailbox.put(_Input(frame.header, tensor, frame.received_at)):
+        if self._mailbox.put(_Input(frame.header, tensor, frame.received_at, plan)):
             self.stats.on_dropped()
 
     @property
@@ -155,6 +162,8 @@ class ModelWorker:
             nonfinite = any(count_nonfinite(array) for array in outputs.values())
             if nonfinite:
                 self._warn(f'model {name}: output contains NaN or Inf; published and flagged')
+            if self._publish_geometry is not None:
+                self._publish_geometry(item.header, item.plan)
             self._publish(item.header, outputs, nonfinite)
         except Exception as err:  # noqa: B902 - e.g. a publish failure during shutdown
             self.stats.on_failed(f'{type(err).__name__}: {err}')

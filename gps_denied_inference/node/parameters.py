@@ -30,6 +30,7 @@ class ModelConfig:
     sha256: Optional[str] = None
     providers: Tuple[str, ...] = ('CPUExecutionProvider',)
     overrides: PreprocessOverrides = field(default_factory=PreprocessOverrides)
+    camera_info_topic: Optional[str] = None
 
     def __post_init__(self) -> None:
         owner = f'models.{self.name}'
@@ -47,6 +48,10 @@ class ModelConfig:
         require(isinstance(self.providers, tuple) and len(self.providers) > 0
                 and all(isinstance(p, str) and p for p in self.providers), owner, 'providers',
                 self.providers, 'a non-empty list of execution provider names')
+        if self.camera_info_topic is not None:
+            require(isinstance(self.camera_info_topic, str) and bool(self.camera_info_topic),
+                    owner, 'camera_info_topic', self.camera_info_topic,
+                    'a non-empty topic name (leave it unset for the one beside input_topic)')
 
 
 # name -> (default, description); the node declares each with its default's type.
@@ -84,6 +89,7 @@ MODEL_PARAMETERS: Dict[str, Any] = {
     'resize': None,
     'mean': None,
     'std': None,
+    'camera_info_topic': None,
 }
 
 
@@ -171,7 +177,17 @@ def _model_config(name: str, values: Mapping[str, Any], model_dir: str) -> Model
     return ModelConfig(name=name, engine_path=engine_path,
                        input_topic=get('input_topic', 'str'), runtime=get('runtime', 'str'),
                        sha256=sha256.lower() if sha256 else None,
-                       providers=tuple(get('providers', 'strings')), overrides=overrides)
+                       providers=tuple(get('providers', 'strings')), overrides=overrides,
+                       camera_info_topic=get('camera_info_topic', 'str'))
+
+
+def camera_info_topic_beside(image_topic: str) -> str:
+    """The CameraInfo topic image_transport pairs with a resolved image topic.
+
+    `camera_info` in the image topic's namespace: /camera/image_raw -> /camera/camera_info.
+    """
+    namespace = [part for part in image_topic.split('/') if part][:-1]
+    return '/' + '/'.join(namespace + ['camera_info'])
 
 
 def _floats(values: Optional[Any]) -> Optional[Tuple[float, ...]]:

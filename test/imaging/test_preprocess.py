@@ -214,3 +214,15 @@ def test_stretch_maps_the_corners_of_the_image_onto_each_other():
     plan = plan_resize(480, 640, PreprocessContract(width=320, height=120))
     assert plan.to_source(-0.5, -0.5) == (-0.5, -0.5)
     assert plan.to_source(319.5, 119.5) == (639.5, 479.5)
+
+
+def test_a_given_plan_is_the_one_applied_and_one_for_another_size_is_refused():
+    image, _ = source_image('mono8', 48, 64)
+    contract = PreprocessContract(width=32, height=32, resize='letterbox')
+    plan = plan_resize(48, 64, contract)
+    assert (plan.model_width, plan.model_height) == (32, 32)
+    np.testing.assert_array_equal(preprocess(image, contract, plan), preprocess(image, contract))
+    with pytest.raises(ValueError, match='resize plan for 64 x 49 px'):
+        preprocess(image, contract, plan_resize(49, 64, contract))
+    with pytest.raises(ValueError, match='model input of 32 x 32 px'):
+        preprocess(image, contract, plan_resize(48, 64, PreprocessContract(width=16, height=16)))

@@ -2,7 +2,10 @@
 
 import pytest
 
+from gps_denied_inference.imaging.contract import PreprocessContract
+from gps_denied_inference.imaging.preprocess import plan_resize
 from gps_denied_inference.node import diagnostics
+from gps_denied_inference.node.camera_info_pairing import GeometryReport
 from gps_denied_inference.node.model_stats import StatsSnapshot
 from gps_denied_inference.resources.measured_usage import MeasuredUsage
 from gps_denied_inference.resources.thermal import ThermalLevel, ThermalState, ZoneReading
@@ -19,9 +22,15 @@ def snap(**changes):
     return StatsSnapshot(**fields)
 
 
-def status(stats, previous=None, active=True, starvation=None, throttled=False):
+def status(stats, previous=None, active=True, starvation=None, throttled=False,
+           geometry=None):
     return diagnostics.model_status('node', 'm', active, 'onnxruntime/CPU', 'ab' * 32, stats,
-                                    previous, 5, throttled, starvation)
+                                    previous, 5, throttled, starvation, geometry)
+
+
+def geometry(plan=None, intrinsics=False, detail='no CameraInfo received', problem=None):
+    return GeometryReport('/camera/camera_info', 'letterbox', 640, 480, plan, intrinsics, detail,
+                          3, 2, 1, problem)
 
 
 def test_healthy_model_is_ok_with_its_numbers():
@@ -102,3 +111,30 @@ def test_memory_reports_resident_budget_and_measured():
     assert values['gpu_resident_bytes'] == '10' and values['host_budget_bytes'] == '200'
     assert values['host_rss_bytes'] == '1234'
     assert 'not a Jetson' in values['nvmap_used_bytes']
+
+
+def test_the_pixel_mapping_and_intrinsics_are_reported():
+    plan = plan_resize(720, 1280, PreprocessContract(width=640, height=480, resize='letterbox'))
+    values = dict(status(snap(), geometry=geometry(plan, True, 'from the CameraInfo')).values)
+    assert {k: values[k] for k in ('resize', 'camera_width', 'camera_height', 'model_width',
+                                   'model_height', 'scale_x', 'scale_y', 'pad_x', 'pad_y',
+                                   'intrinsics', 'intrinsics_detail', 'camera_info_topic',
+                                   'camera_info_received', 'camera_info_published',
+                                   'camera_info_missed')} == {
+        'resize': 'letterbox', 'camera_width': '1280', 'camera_height': '720',
+        'model_width': '640', 'model_height': '480', 'scale_x': '0.5', 'scale_y': '0.5',
+        'pad_x': '0', 'pad_y': '60', 'intrinsics': 'true',
+        'intrinsics_detail': 'from the CameraInfo', 'camera_info_topic': '/camera/camera_info',
+        'camera_info_received': '3', 'camera_info_published': '2', 'camera_info_missed': '1'}
+
+
+def test_before_the_first_frame_the_mapping_is_unknown():
+    values = dict(status(snap(), geometry=geometry()).values)
+    assert values['camera_width'] == '-' and values['scale_x'] == '-'
+    assert values['model_width'] == '640' and values['intrinsics'] == 'false'
+
+
+def test_a_camera_info_that_does_not_describe_the_frames_warns():
+    report = status(snap(), geometry=geometry(problem='the CameraInfo on /c does not ...'))
+    assert report.level == 'WARN' and report.message.startswith('the CameraInfo on /c')
+    assert status(snap(), geometry=geometry()).level == 'OK'

@@ -346,9 +346,9 @@ def test_the_submitting_thread_prepares_the_input_while_the_model_is_busy(loaded
     prepared_on = []
     real_preprocess = model_worker.preprocess
 
-    def recording_preprocess(image, contract):
+    def recording_preprocess(image, contract, plan):
         prepared_on.append(threading.current_thread())
-        return real_preprocess(image, contract)
+        return real_preprocess(image, contract, plan)
 
     monkeypatch.setattr(model_worker, 'preprocess', recording_preprocess)
     runtime = gated(loaded)
@@ -392,10 +392,10 @@ def test_a_rejected_frame_is_counted_before_submit_returns_and_never_reaches_the
 def test_a_preprocessing_fault_is_counted_and_does_not_reach_the_caller(loaded, monkeypatch):
     real_preprocess = model_worker.preprocess
 
-    def failing_on_value_3(image, contract):
+    def failing_on_value_3(image, contract, plan):
         if int(image.pixels[0, 0]) == 3:
             raise MemoryError('no room for the input tensor')
-        return real_preprocess(image, contract)
+        return real_preprocess(image, contract, plan)
 
     monkeypatch.setattr(model_worker, 'preprocess', failing_on_value_3)
     recorder = Recorder()
@@ -409,5 +409,32 @@ def test_a_preprocessing_fault_is_counted_and_does_not_reach_the_caller(loaded, 
         assert (snapshot.received, snapshot.failed) == (2, 1)
         assert 'MemoryError: no room for the input tensor' in snapshot.last_error
         assert any('preprocessing failed, frame dropped' in w for w in warnings)
+    finally:
+        assert worker.stop()
+
+
+def test_each_frame_publishes_the_resize_it_went_through_just_before_its_outputs(loaded):
+    events = []
+    recorder = Recorder()
+
+    def publish(header, outputs, nonfinite):
+        events.append(('outputs', header.frame_id))
+        recorder(header, outputs, nonfinite)
+
+    def geometry(header, plan):
+        events.append(('geometry', header.frame_id, plan.src_width, plan.src_height,
+                       plan.scale_x, plan.scale_y))
+    worker, stats, warnings = start(loaded, publish, publish_geometry=geometry)
+    try:
+        for index, (width, height) in enumerate([(16, 16), (32, 8), (8, 64)], start=1):
+            pixels = np.full((height, width), index, dtype=np.uint8)
+            worker.submit(Frame(header=SimpleNamespace(frame_id=f'f{index}'), encoding='mono8',
+                                height=height, width=width, step=width, is_bigendian=0,
+                                data=pixels.tobytes(), received_at=0.0))
+            assert wait_until(lambda i=index: len(recorder.published) == i, WAIT_S)
+        assert events == [('geometry', 'f1', 16, 16, 1.0, 1.0), ('outputs', 'f1'),
+                          ('geometry', 'f2', 32, 8, 0.5, 2.0), ('outputs', 'f2'),
+                          ('geometry', 'f3', 8, 64, 2.0, 0.25), ('outputs', 'f3')]
+        assert warnings == []
     finally:
         assert worker.stop()

@@ -3,7 +3,11 @@
 import pytest
 
 from gps_denied_inference.errors import ConfigError
-from gps_denied_inference.node.parameters import ModelConfig, node_config_from_values
+from gps_denied_inference.node.parameters import (
+    camera_info_topic_beside,
+    ModelConfig,
+    node_config_from_values,
+)
 from gps_denied_inference.validation import GIB
 
 
@@ -75,6 +79,8 @@ def test_runtime_defaults_to_tensorrt():
     ({'corners.color': 'yuv'}, 'color'),
     ({'corners.input_width': -2}, 'width'),
     ({'corners.mean': ['a']}, 'corners.mean'),
+    ({'corners.camera_info_topic': ''}, 'camera_info_topic'),
+    ({'corners.camera_info_topic': 3}, 'corners.camera_info_topic'),
     ({'models': ['bad-name']}, 'models'),
 ])
 def test_bad_parameters_are_refused_by_name(changes, named):
@@ -92,3 +98,19 @@ def test_model_config_refuses_bad_values(field, value):
     fields[field] = value
     with pytest.raises(ConfigError, match=field):
         ModelConfig(**fields)
+
+
+def test_camera_info_topic_is_unset_unless_given():
+    assert node_config_from_values(_values()).models[0].camera_info_topic is None
+    config = node_config_from_values(_values(**{'corners.camera_info_topic': '/cam/info'}))
+    assert config.models[0].camera_info_topic == '/cam/info'
+
+
+@pytest.mark.parametrize('image_topic,info_topic', [
+    ('/camera/image_raw', '/camera/camera_info'),
+    ('/drone/front/image_rect', '/drone/front/camera_info'),
+    ('/image', '/camera_info'),
+    ('//a//b', '/a/camera_info'),
+])
+def test_the_default_camera_info_topic_sits_beside_the_image_topic(image_topic, info_topic):
+    assert camera_info_topic_beside(image_topic) == info_topic
