@@ -1,4 +1,4 @@
-"""The flight code imports no tooling: the node's import closure holds no benchmark or demo code."""
+"""The flight code imports no tooling: the node pulls in no benchmark or demo module."""
 
 import json
 import subprocess

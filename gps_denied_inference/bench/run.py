@@ -29,7 +29,7 @@ from gps_denied_inference.bench.frames import FRAME_KINDS
 from gps_denied_inference.bench.report import ISSUE7_KIND
 from gps_denied_inference.demo.models import OUTPUT_NAMES, write_demo_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROFILE_FILE = ROOT / 'config' / 'fastdds_large_data.xml'
 PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 # Fast DDS 2.x (Humble, Iron, Jazzy) reads FASTRTPS_..., 3.x (Kilted wheels) FASTDDS_....

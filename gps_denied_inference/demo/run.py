@@ -37,7 +37,7 @@ LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')
 # A 640x480 frame of the aerial scene holds about 500 corners; a model that finds this few
 # on the last frame is not working.
 MIN_KEYPOINTS = 100
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -18,7 +18,7 @@ from gps_denied_inference.resources.measured_usage import (
     read_nvml_used,
 )
 
-SAMPLES = Path(__file__).parent / 'data' / 'proc'
+SAMPLES = Path(__file__).resolve().parents[1] / 'data' / 'proc'
 ORIN = SAMPLES / 'jetson_orin'
 DESKTOP = SAMPLES / 'desktop'
 MIB = 2 ** 20

@@ -27,7 +27,8 @@ def test_uninstalled_runtime_names_the_missing_library(monkeypatch):
 def test_importing_the_package_imports_no_gpu_or_ros_library():
     import subprocess
     code = ('import sys, gps_denied_inference, gps_denied_inference.runtimes.protocol, '
-            'gps_denied_inference.config, gps_denied_inference.artifacts.manifest; '
+            'gps_denied_inference.runtimes.settings, gps_denied_inference.imaging.contract, '
+            'gps_denied_inference.node.parameters, gps_denied_inference.artifacts.manifest; '
             'bad = [m for m in ("tensorrt", "pycuda", "onnxruntime", "rclpy", "torch") '
             'if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)

@@ -24,13 +24,13 @@ import zipfile
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / 'build' / 'cache' / 'api-names'
 TENSORRT_PIN = '10.3.0'
 PYCUDA_PIN = '2024.1.2'
 POLYGRAPHY_PIN = '0.49.26'
 RUNTIME_MODULES = [ROOT / 'gps_denied_inference' / f'{name}.py' for name in (
-    'tensorrt_runtime', 'trt_build', 'calibration', 'cuda_context')]
+    'runtimes/tensorrt', 'compiler/engine_build', 'compiler/calibration', 'runtimes/cuda_context')]
 FAKES = ROOT / 'test' / 'fakes'
 FAKE_TENSORRT = FAKES / 'tensorrt.py'
 FAKE_DRIVER = FAKES / 'pycuda' / 'driver.py'
@@ -239,7 +239,7 @@ def fake_polygraphy() -> Dict[str, Tuple[Set[str], Set[str]]]:
 
 def polygraphy_uses() -> Dict[str, Tuple[Set[str], Set[str]]]:
     """Classes the build imports from polygraphy.backend.trt and the keywords it passes."""
-    tree = ast.parse((ROOT / 'gps_denied_inference' / 'trt_build.py').read_text())
+    tree = ast.parse((ROOT / 'gps_denied_inference' / 'compiler' / 'engine_build.py').read_text())
     imported = {a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 and node.module == 'polygraphy.backend.trt' for a in node.names}
     uses = {name: (set(), set()) for name in imported}
