@@ -3,16 +3,15 @@
 from fakes import gpu
 import pytest
 
-from selftest.gpu_shim import extend_fake_driver
-
 from gps_denied_inference.selftest.session import SelftestOptions
+from selftest.gpu_shim import extend_fake_driver
 
 
 def small_options(work_dir, **changes):
-    """Options for a 96 x 128 demo model (it finds corners) and few repetitions (each full run ~1-2 s)."""
-    values = dict(work_dir=work_dir, height=96, width=128, loads=2, infer_runs=2, cycles=2,
-                  sync_runs=2, thermal_root=str(work_dir / 'no-thermal'),
-                  etc_root=str(work_dir / 'no-etc'), nvpmodel=('false',))
+    """Options for a 96 x 128 demo model (it finds corners) and few repetitions."""
+    values = {'work_dir': work_dir, 'height': 96, 'width': 128, 'loads': 2, 'infer_runs': 2,
+              'cycles': 2, 'sync_runs': 2, 'thermal_root': str(work_dir / 'no-thermal'),
+              'etc_root': str(work_dir / 'no-etc'), 'nvpmodel': ('false',)}
     values.update(changes)
     return SelftestOptions(**values)
 

@@ -2,11 +2,10 @@
 
 import json
 
-from selftest.conftest import lines_by_check, small_options
-
 from gps_denied_inference.selftest import release, runner, sync_cost
 from gps_denied_inference.selftest.report import FAIL, PASS, SKIP, validate_report_dict
 from gps_denied_inference.selftest.runner import run_selftest
+from selftest.conftest import lines_by_check, small_options
 
 EVERY_LINE = {
     'environment/tensorrt', 'environment/pycuda', 'environment/cuda-driver',
