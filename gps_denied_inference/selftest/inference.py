@@ -33,7 +33,6 @@ def run(session: Session, report: Report) -> None:
     else:
         targets, limits = demo_targets(session), {}
     budget = MemoryBudget(config.gpu_memory_budget_bytes, config.host_memory_budget_bytes)
-    runtimes: Dict[str, Any] = {}
     loaded: List[Tuple[Target, Any, Any]] = []
     free_before = session.free_bytes()
     try:
@@ -44,10 +43,9 @@ def run(session: Session, report: Report) -> None:
                 report.unavailable(FAMILY, f'latency-{name}', 'infer p95 within the limit',
                                    reason)
                 continue
-            limit_ms = limits.get(target.name, options.latency_limits_ms.get(
-                target.name, options.latency_limit_ms))
-            limit_ms = options.latency_limits_ms.get(target.name, limit_ms)
-            runtime = runtimes.setdefault(target.runtime, target.make_runtime(budget, config))
+            limit_ms = options.latency_limits_ms.get(
+                target.name, limits.get(target.name, options.latency_limit_ms))
+            runtime = target.make_runtime(budget, config)
             try:
                 handle = target.load(runtime)
                 loaded.append((target, runtime, handle))

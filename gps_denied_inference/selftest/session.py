@@ -57,24 +57,12 @@ class SelftestOptions:
 
 
 class Gpu:
-    """TensorRT and PyCUDA modules and one retained primary context for measurements."""
+    """TensorRT and PyCUDA modules and the session's retained primary context."""
 
     def __init__(self, trt: Any, cuda: Any, primary: Any) -> None:
         self.trt = trt
         self.cuda = cuda
         self.primary = primary
-
-    def free_bytes(self) -> int:
-        """The device's free memory (cudaMemGetInfo through PyCUDA's mem_get_info)."""
-        with self.primary.current():
-            free, _ = self.cuda.mem_get_info()
-        return int(free)
-
-    def total_bytes(self) -> int:
-        """The device's total memory."""
-        with self.primary.current():
-            _, total = self.cuda.mem_get_info()
-        return int(total)
 
     def expectation(self) -> GateExpectation:
         """What the gate demands of an engine for this host: installed TensorRT, this GPU."""

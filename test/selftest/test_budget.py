@@ -21,6 +21,19 @@ def test_one_byte_short_is_refused_and_the_ledger_covers_the_device(fake, tmp_pa
     session.close()
 
 
+def test_the_weights_refusal_comes_before_tensorrt_is_asked_for_anything(fake, tmp_path):
+    session = built_session(tmp_path)
+    target = budget.demo_targets(session)[1]
+    fake.calls.clear()
+    report = Report()
+    budget.check_refusals(session, report, target)
+    assert [line.status for line in report.lines] == [PASS, PASS]
+    # Only the activate stage loads the engine (its refusal comes at prepare_execution).
+    assert len(fake.calls_of('Runtime.deserialize_cuda_engine')) == 1
+    assert fake.calls_of('ICudaEngine.create_execution_context') == []
+    session.close()
+
+
 def test_device_memory_that_moves_during_a_refusal_fails(fake, tmp_path, monkeypatch):
     session = built_session(tmp_path)
     readings = itertools.count(10 * 1024 * MIB, -64 * MIB)
