@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from gps_denied_inference.errors import GpsDeniedInferenceError
 
-COMMANDS = ('seal', 'verify', 'demo_model', 'compile')
+COMMANDS = ('seal', 'verify', 'demo_model', 'compile', 'selftest')
 
 
 def build_parser() -> argparse.ArgumentParser:

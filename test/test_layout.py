@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-TOOLING = ('gps_denied_inference.bench', 'gps_denied_inference.demo')
+TOOLING = ('gps_denied_inference.bench', 'gps_denied_inference.demo',
+           'gps_denied_inference.selftest')
 
 
 def imported_after(statement: str) -> list:

@@ -1,0 +1,147 @@
+"""Release: idempotent (twice, and concurrently); N load/release cycles leave nothing behind.
+
+After `cycles` load -> activate -> infer -> release rounds, the device's free memory and the
+primary-context retain count must be where they started (TensorRT), and the budget ledger
+empty (both strategies).
+"""
+
+import threading
+from typing import Any, List, Optional
+
+from gps_denied_inference.resources.budget import MemoryBudget
+from gps_denied_inference.resources.measured_usage import current_rss_bytes
+from gps_denied_inference.selftest.report import Report
+from gps_denied_inference.selftest.session import mib, Session
+from gps_denied_inference.selftest.targets import demo_targets, sample_inputs, Target
+
+FAMILY = 'release'
+CONCURRENT_RELEASES = 4
+
+
+def primary_retains() -> Optional[int]:
+    """Primary-context retains the runtime holds, where this build's cuda_context counts them.
+
+    Adapter: issue 17 adds `runtimes.cuda_context.outstanding_retains()`; until it is
+    merged there is no count to read (the driver's own count is not exposed by PyCUDA),
+    and the retain check is a SKIP that says so.
+    """
+    from gps_denied_inference.runtimes import cuda_context
+    counter = getattr(cuda_context, 'outstanding_retains', None)
+    return None if counter is None else int(counter())
+
+
+def run(session: Session, report: Report) -> None:
+    """Twice, concurrently, then the cycles."""
+    for target in demo_targets(session):
+        if not isinstance(target, Target):
+            label, reason = target
+            for check, criterion in _criteria(session, label).items():
+                report.unavailable(FAMILY, check, criterion, reason)
+            continue
+        criteria = _criteria(session, target.runtime)
+        check_twice(report, target, criteria)
+        check_concurrent(report, target, criteria)
+        check_cycles(session, report, target, criteria)
+
+
+def _criteria(session: Session, label: str) -> dict:
+    criteria = {
+        f'twice-{label}': 'release_engine twice: the second is a no-op',
+        f'concurrent-{label}': f'{CONCURRENT_RELEASES} threads release one handle at once',
+        f'cycles-{label}': f'{session.options.cycles} load/activate/infer/release cycles leave '
+                           'the ledger empty' + (' and device memory where it started'
+                                                 if label == 'tensorrt' else ''),
+    }
+    if label == 'tensorrt':
+        criteria['retains-tensorrt'] = (f'{session.options.cycles} cycles leave the '
+                                        'primary-context retain count where it started')
+    return criteria
+
+
+def _activated(target: Target, runtime: Any) -> Any:
+    handle = target.load(runtime)
+    runtime.prepare_execution(handle)
+    return handle
+
+
+def check_twice(report: Report, target: Target, criteria: dict) -> None:
+    """Release, then release again."""
+    check = f'twice-{target.runtime}'
+    runtime = target.make_runtime()
+    handle = _activated(target, runtime)
+    runtime.release_engine(handle)
+    try:
+        runtime.release_engine(handle)
+    except Exception as err:  # noqa: B902 - any failure here is the finding
+        report.failed(FAMILY, check, criteria[check], 'second release raised',
+                      reason=f'{type(err).__name__}: {err}')
+        return
+    report.verdict(handle.is_released, FAMILY, check, criteria[check],
+                   'second release returned quietly', 'no error',
+                   'the handle is not marked released')
+
+
+def check_concurrent(report: Report, target: Target, criteria: dict) -> None:
+    """Several threads released at the same instant by a barrier."""
+    check = f'concurrent-{target.runtime}'
+    budget = MemoryBudget(1 << 50, 1 << 50)
+    runtime = target.make_runtime(budget)
+    handle = _activated(target, runtime)
+    barrier = threading.Barrier(CONCURRENT_RELEASES)
+    errors: List[str] = []
+
+    def release() -> None:
+        barrier.wait()
+        try:
+            runtime.release_engine(handle)
+        except Exception as err:  # noqa: B902 - collected and reported
+            errors.append(f'{type(err).__name__}: {err}')
+
+    threads = [threading.Thread(target=release, name=f'selftest-release-{i}')
+               for i in range(CONCURRENT_RELEASES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ok = not errors and handle.is_released and budget.is_empty()
+    ledger = 'empty' if budget.is_empty() else 'not empty'
+    report.verdict(ok, FAMILY, check, criteria[check], f'{len(errors)} error(s), ledger {ledger}',
+                   'no error, ledger empty', '; '.join(errors) or 'state left behind')
+
+
+def check_cycles(session: Session, report: Report, target: Target, criteria: dict) -> None:
+    """The cycles, measured before and after."""
+    options = session.options
+    check = f'cycles-{target.runtime}'
+    budget = MemoryBudget(options.gpu_budget_bytes, options.host_budget_bytes)
+    runtime = target.make_runtime(budget)
+    on_gpu = target.runtime == 'tensorrt'
+    retains_before = primary_retains() if on_gpu else None
+    free_before = session.free_bytes() if on_gpu else None
+    rss_before = current_rss_bytes()
+    for _ in range(options.cycles):
+        handle = _activated(target, runtime)
+        runtime.infer(handle, sample_inputs(handle.manifest, session))
+        runtime.release_engine(handle)
+    rss_after = current_rss_bytes()
+    measured = f'ledger {"empty" if budget.is_empty() else "NOT empty"}, host RSS ' \
+               f'{rss_after - rss_before:+d} B'
+    ok = budget.is_empty()
+    if free_before is not None:
+        drop = free_before - session.free_bytes()
+        measured += f', device free memory {-drop:+d} B'
+        ok = ok and abs(drop) <= options.memory_tolerance_bytes
+    report.verdict(ok, FAMILY, check, criteria[check], measured,
+                   f'ledger empty; device memory within {mib(options.memory_tolerance_bytes)}'
+                   if on_gpu else 'ledger empty', 'the cycles left memory behind')
+    if not on_gpu:
+        return
+    retains_after = primary_retains()
+    if retains_before is None or retains_after is None:
+        report.skipped(FAMILY, 'retains-tensorrt', criteria['retains-tensorrt'],
+                       'this build of runtimes.cuda_context does not count primary-context '
+                       'retains (outstanding_retains, issue 17)')
+        return
+    report.verdict(retains_after == retains_before, FAMILY, 'retains-tensorrt',
+                   criteria['retains-tensorrt'], f'{retains_before} -> {retains_after}',
+                   'unchanged', 'a load/release cycle leaks a primary-context retain')
