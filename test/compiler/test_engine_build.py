@@ -414,7 +414,8 @@ def test_trtexec_builds_with_the_configured_command_line(onnx_path, fake, tmp_pa
     argv = json.loads((trtexec_dir / 'argv.json').read_text())
     engine = tmp_path / 'model.engine'
     assert argv == [f'--onnx={onnx_path}', f'--saveEngine={engine}.tmp-{os.getpid()}',
-                    '--memPoolSize=workspace:512M', '--skipInference', '--fp16',
+                    '--memPoolSize=workspace:512M', '--skipInference', '--noTF32',
+                    '--profilingVerbosity=layer_names_only', '--fp16',
                     f'--timingCacheFile={tmp_path / "orin.timing"}']
     assert any(line.endswith('trtexec: [I] Engine built in 1.2 sec.') for line in lines)
     assert EngineGate().validate(engine, TRT) == manifest
@@ -428,8 +429,12 @@ def test_trtexec_builds_with_the_configured_command_line(onnx_path, fake, tmp_pa
      ['--fp16', '--minShapes=image:1x1x8x8', '--optShapes=image:1x1x16x16',
       '--maxShapes=image:1x1x32x32']),
     (make_qdq_onnx, {'precision': 'mixed', 'int8_source': 'qdq'}, ['--int8', '--fp16']),
-    (make_qdq_onnx, {'precision': 'int8', 'int8_source': 'qdq'}, ['--skipInference', '--int8']),
-    (make_onnx, {'precision': 'fp32'}, ['--memPoolSize=workspace:1024M', '--skipInference']),
+    (make_qdq_onnx, {'precision': 'int8', 'int8_source': 'qdq'},
+     ['--profilingVerbosity=layer_names_only', '--int8']),
+    (make_onnx, {'precision': 'fp32'}, ['--skipInference', '--noTF32',
+                                        '--profilingVerbosity=layer_names_only']),
+    (make_onnx, {'precision': 'fp32', 'tf32': True},
+     ['--skipInference', '--profilingVerbosity=layer_names_only']),
 ])
 def test_trtexec_gets_shapes_and_precision_flags(tmp_path, fake, trtexec_dir, make_model,
                                                  fields, tail):

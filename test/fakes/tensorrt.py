@@ -7,9 +7,11 @@ engine. Every public name defined here must exist in the real tensorrt-cu12-bind
 (test/test_tensorrt_api_names.py); helpers are private.
 """
 
+import array
 import enum
 import json
 import time
+import warnings
 import zlib
 
 import numpy as np
@@ -24,6 +26,22 @@ _NP = {'FLOAT': np.float32, 'HALF': np.float16, 'INT8': np.int8, 'INT32': np.int
        'INT64': np.int64, 'BOOL': np.bool_, 'UINT8': np.uint8}
 
 
+class _Bound(type):
+    """pybind11's rule for Python subclasses of a bound class: the base __init__ must run."""
+
+    def __call__(cls, *args, **kwargs):
+        instance = super().__call__(*args, **kwargs)
+        if not instance.__dict__.get('_base_initialised', False):
+            raise TypeError(f'{cls.__name__}.__init__() must be called when overriding '
+                            '__init__')
+        return instance
+
+
+def _deprecated(what):
+    """What the real bindings do on every call of a deprecated member (utils.cpp)."""
+    warnings.warn(f'Use {what} instead.', DeprecationWarning, stacklevel=3)
+
+
 class DataType(enum.IntEnum):
     FLOAT = 0
     HALF = 1
@@ -31,7 +49,10 @@ class DataType(enum.IntEnum):
     INT32 = 3
     BOOL = 4
     UINT8 = 5
-    INT64 = 6
+    FP8 = 6
+    BF16 = 7
+    INT64 = 8
+    INT4 = 9
 
 
 class TensorIOMode(enum.IntEnum):
@@ -47,10 +68,34 @@ class MemoryPoolType(enum.IntEnum):
 class BuilderFlag(enum.IntEnum):
     FP16 = 0
     INT8 = 1
+    TF32 = 7
+
+
+class ProfilingVerbosity(enum.IntEnum):
+    LAYER_NAMES_ONLY = 0
+    NONE = 1
+    DETAILED = 2
+
+
+class ExecutionContextAllocationStrategy(enum.IntEnum):
+    STATIC = 0
+    ON_PROFILE_CHANGE = 1
+    USER_MANAGED = 2
 
 
 def nptype(trt_type):
-    return _NP[DataType(trt_type).name]
+    name = DataType(trt_type).name
+    if name not in _NP:
+        raise TypeError('Could not resolve TensorRT datatype to an equivalent numpy datatype.')
+    return _NP[name]
+
+
+def init_libnvinfer_plugins(logger, namespace):
+    _gpu.active().record('trt.init_libnvinfer_plugins', namespace)
+    if not isinstance(logger, ILogger):
+        raise TypeError('init_libnvinfer_plugins(): incompatible function arguments')
+    _gpu.active().plugins_registered = True
+    return True
 
 
 def _data_type(dtype_name):
@@ -60,7 +105,7 @@ def _data_type(dtype_name):
     raise TypeError(f'no TensorRT type for {dtype_name}')
 
 
-class ILogger:
+class ILogger(metaclass=_Bound):
     class Severity(enum.IntEnum):
         INTERNAL_ERROR = 0
         ERROR = 1
@@ -69,7 +114,7 @@ class ILogger:
         VERBOSE = 4
 
     def __init__(self):
-        pass
+        self._base_initialised = True
 
     def log(self, severity, msg):
         raise NotImplementedError
@@ -171,20 +216,66 @@ class ITimingCache:
         return IHostMemory(self._data)
 
 
-class IHostMemory(bytes):
+class IHostMemory(array.array):
+    """A buffer (memoryview, bytes() and file writes work), not bytes: no len, no slicing."""
+
+    def __new__(cls, data):
+        return super().__new__(cls, 'B', bytes(data))
+
     @property
     def nbytes(self):
-        return len(self)
+        return memoryview(self).nbytes
+
+    @property
+    def dtype(self):
+        return DataType.UINT8
+
+    def __len__(self):
+        raise TypeError("object of type 'tensorrt.IHostMemory' has no len()")
+
+    def __getitem__(self, index):
+        raise TypeError("'tensorrt.IHostMemory' object is not subscriptable")
+
+    def __iter__(self):
+        raise TypeError("'tensorrt.IHostMemory' object is not iterable")
+
+    def __add__(self, other):
+        raise TypeError('unsupported operand type(s) for +: tensorrt.IHostMemory')
+
+    def __eq__(self, other):
+        return NotImplemented
+
+    __hash__ = None
 
 
 class IBuilderConfig:
     def __init__(self):
-        self._flags = set()
+        self._flags = {BuilderFlag.TF32}  # TensorRT's default: TF32 on
         self._pools = {}
         self._profiles = []
         self._calibration_profile = None
         self._timing_cache = None
-        self.int8_calibrator = None
+        self._int8_calibrator = None
+        self.profiling_verbosity = ProfilingVerbosity.LAYER_NAMES_ONLY
+
+    @property
+    def int8_calibrator(self):
+        _deprecated('Deprecated in TensorRT 10.1. Superseded by explicit quantization.')
+        return self._int8_calibrator
+
+    @int8_calibrator.setter
+    def int8_calibrator(self, calibrator):
+        _deprecated('Deprecated in TensorRT 10.1. Superseded by explicit quantization.')
+        if calibrator is not None and not isinstance(calibrator, IInt8Calibrator):
+            raise TypeError('int8_calibrator: incompatible function arguments')
+        self._int8_calibrator = calibrator
+
+    def clear_flag(self, flag):
+        _gpu.active().record('IBuilderConfig.clear_flag', BuilderFlag(flag).name)
+        self._flags.discard(BuilderFlag(flag))
+
+    def get_flag(self, flag):
+        return BuilderFlag(flag) in self._flags
 
     def set_memory_pool_limit(self, pool, pool_size):
         _gpu.active().record('IBuilderConfig.set_memory_pool_limit', pool, pool_size)
@@ -199,6 +290,7 @@ class IBuilderConfig:
         return len(self._profiles) - 1
 
     def set_calibration_profile(self, profile):
+        _deprecated('Deprecated in TensorRT 10.1. Superseded by explicit quantization.')
         self._calibration_profile = profile
         return True
 
@@ -250,12 +342,13 @@ class Builder:
                     return None
                 entry['profile'] = [list(s) for s in profile[tensor.name]]
             tensors.append(entry)
-        if BuilderFlag.INT8 in config._flags and config.int8_calibrator is not None:
-            self._calibrate(network, config.int8_calibrator)
+        if BuilderFlag.INT8 in config._flags and config._int8_calibrator is not None:
+            self._calibrate(network, config._int8_calibrator)
         if config._timing_cache is not None:
             config._timing_cache._data += b'tactic\n'
         payload = json.dumps({'tensors': tensors, 'device_memory': _DEVICE_MEMORY,
-                              'flags': sorted(f.name for f in config._flags)})
+                              'flags': sorted(f.name for f in config._flags),
+                              'profiling_verbosity': config.profiling_verbosity.name})
         return IHostMemory(_gpu.plan_header(_VERSION) + payload.encode('utf-8'))
 
     def _calibrate(self, network, calibrator):
@@ -278,9 +371,26 @@ class Builder:
             f'TRT-100300-EntropyCalibration2\n{names[0]}: {checksum:08x} x{batches}\n'.encode())
 
 
-class IInt8EntropyCalibrator2:
+class IInt8Calibrator(metaclass=_Bound):
     def __init__(self):
-        pass
+        self._base_initialised = True
+
+    def get_batch_size(self):
+        raise NotImplementedError
+
+    def get_batch(self, names):
+        raise NotImplementedError
+
+    def read_calibration_cache(self):
+        raise NotImplementedError
+
+    def write_calibration_cache(self, cache):
+        raise NotImplementedError
+
+
+class IInt8EntropyCalibrator2(IInt8Calibrator):
+    def __init__(self):
+        super().__init__()
 
     def get_batch_size(self):
         raise NotImplementedError
@@ -350,8 +460,9 @@ class ICudaEngine:
             raise ValueError(f'no profile {profile_index} for {name}')
         return [tuple(s) for s in profile]
 
-    def create_execution_context(self):
-        outcome = _gpu.active().record('ICudaEngine.create_execution_context')
+    def create_execution_context(self, strategy=ExecutionContextAllocationStrategy.STATIC):
+        strategy = ExecutionContextAllocationStrategy(strategy)
+        outcome = _gpu.active().record('ICudaEngine.create_execution_context', strategy.name)
         _gpu.active().require_context('createExecutionContext')
         if outcome is _gpu.SOFT:
             return None
@@ -385,6 +496,20 @@ class IExecutionContext:
             return tuple(tensor['shape'])
         first = next(t for t in self._engine._tensors.values() if t['mode'] == 'input')
         return self._shapes.get(first['name'], tuple(tensor['shape']))
+
+    def infer_shapes(self):
+        return [name for name, tensor in self._engine._tensors.items()
+                if tensor['mode'] == 'input' and -1 in tensor['shape']
+                and name not in self._shapes]
+
+    def get_max_output_size(self, name):
+        tensor = self._engine._tensors.get(name)
+        if tensor is None or tensor['mode'] != 'output':
+            return -1
+        shape = self.get_tensor_shape(name)
+        if -1 in shape:
+            return -1
+        return int(np.prod(shape)) * np.dtype(nptype(tensor['dtype'])).itemsize
 
     def set_tensor_address(self, name, memory):
         if _gpu.active().record('IExecutionContext.set_tensor_address', name,

@@ -35,7 +35,7 @@ from gps_denied_inference.resources.thermal import (
     ThermalZoneReader,
 )
 from gps_denied_inference.runtimes.protocol import build_inference_runtime
-from gps_denied_inference.runtimes.settings import RuntimeConfig
+from gps_denied_inference.runtimes.settings import CUDA_CONTEXT_OVERHEAD_BYTES, RuntimeConfig
 from gps_denied_inference.runtimes.tensorrt import TensorrtHandle, TensorrtRuntime
 
 GIB = 1 << 30
@@ -123,7 +123,8 @@ def test_budget_refusal_comes_before_any_load_and_changes_nothing(engine, fake):
     budget.reserve('other:weights', MemoryNeed(gpu_bytes=60))
     with pytest.raises(OutOfMemoryError) as info:
         make_runtime(budget).deserialize_engine('model', str(engine), TRT)
-    assert info.value.pool == 'GPU' and info.value.name == 'model:weights'
+    assert info.value.pool == 'GPU'
+    assert info.value.name == 'model:weights+model:plan-copy+cuda-context'
     assert fake.events() == ['gate.admit']
     assert budget.gpu.reservations() == {'other:weights': 60}
     assert budget.host.reservations() == {}
@@ -133,7 +134,9 @@ def test_load_reserves_the_manifest_weights_on_the_gpu(engine, fake):
     budget = MemoryBudget(GIB, GIB)
     runtime = make_runtime(budget)
     handle = runtime.deserialize_engine('model', str(engine), TRT)
-    assert budget.gpu.reservations() == {'model:weights': handle.manifest.memory.weights_bytes}
+    assert budget.gpu.reservations() == {'model:weights': handle.manifest.memory.weights_bytes,
+                                         'cuda-context': CUDA_CONTEXT_OVERHEAD_BYTES}
+    assert budget.host.reservations() == {}  # the plan's host copy only while deserializing
     assert handle.manifest.memory.weights_bytes == engine.stat().st_size
     assert handle.on_gpu and not handle.is_released and handle.name == 'model'
 
@@ -260,7 +263,7 @@ def test_prepare_reserves_allocates_binds_and_warms_up_once(engine, fake):
     ('cuda.memcpy_htod_async', False, 0),
     ('IExecutionContext.execute_async_v3', True, 0),
     ('cuda.memcpy_dtoh_async', False, 0),
-    ('Stream.synchronize', False, 0),
+    ('Event.synchronize', False, 0),
 ])
 def test_a_prepare_failure_at_any_stage_frees_what_was_allocated(engine, fake, event, soft,
                                                                   after):
@@ -280,7 +283,7 @@ def test_a_prepare_failure_at_any_stage_frees_what_was_allocated(engine, fake, e
 
 
 def test_prepare_is_refused_by_the_budget_before_any_allocation(engine, fake):
-    budget = MemoryBudget(GIB, 100)
+    budget = MemoryBudget(GIB, engine.stat().st_size + 100)
     runtime = make_runtime(budget)
     handle = runtime.deserialize_engine('model', str(engine), TRT)
     fake.calls.clear()
@@ -288,7 +291,7 @@ def test_prepare_is_refused_by_the_budget_before_any_allocation(engine, fake):
         runtime.prepare_execution(handle)
     assert info.value.pool == 'host' and info.value.name == 'model:execution'
     assert fake.events() == []
-    assert list(budget.gpu.reservations()) == ['model:weights']
+    assert list(budget.gpu.reservations()) == ['model:weights', 'cuda-context']
 
 
 # -- infer -----------------------------------------------------------------------------------
@@ -300,7 +303,7 @@ def test_infer_copies_in_enqueues_copies_out_and_synchronizes_in_order(engine, f
     outputs = runtime.infer(handle, {'image': data})
     assert fake.events() == ['Context.push', 'cuda.memcpy_htod_async',
                              'IExecutionContext.execute_async_v3', 'cuda.memcpy_dtoh_async',
-                             'Stream.synchronize', 'Context.pop']
+                             'Event.record', 'Event.synchronize', 'Context.pop']
     assert fake.calls_of('IExecutionContext.execute_async_v3')[0].detail == (
         handle.stream.handle,)
     assert np.array_equal(outputs['doubled'], data * 2)
@@ -368,7 +371,7 @@ def test_the_fake_driver_refuses_cuda_work_on_a_thread_without_a_context(engine,
     ('IExecutionContext.execute_async_v3', False),
     ('IExecutionContext.execute_async_v3', True),
     ('cuda.memcpy_dtoh_async', False),
-    ('Stream.synchronize', False),
+    ('Event.synchronize', False),
     ('Context.push', False),
 ])
 def test_third_party_failures_become_inference_errors_with_the_cause(engine, fake, event,
