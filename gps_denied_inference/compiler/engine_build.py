@@ -253,7 +253,7 @@ def default_output(onnx_path: PathLike) -> Path:
 def compile_engine(onnx_path: PathLike, build_config: BuildConfig, *,
                    output: Optional[PathLike] = None, trtexec_timeout_s: float = 600.0,
                    progress: Optional[ProgressFn] = None, device_index: int = 0,
-                   etc_root: PathLike = '/etc') -> Manifest:
+                   etc_root: PathLike = '/etc', proc_root: PathLike = '/proc') -> Manifest:
     """Build, describe, rename into place and seal an engine; returns the sealed manifest."""
     if not isinstance(build_config, BuildConfig):
         raise EngineBuildError(f'compile_engine needs a BuildConfig, got '
@@ -283,7 +283,7 @@ def compile_engine(onnx_path: PathLike, build_config: BuildConfig, *,
     try:
         job.progress.emit(f'building {out} from {source} with the {config.backend} backend '
                           f'({config.precision}, workspace {config.workspace_mib} MiB)')
-        manifest = _build_and_describe(job, contract, facts, device_index, etc_root)
+        manifest = _build_and_describe(job, contract, facts, device_index, etc_root, proc_root)
         os.replace(job.temp_path, out)
         renamed = True
         sealed = seal_artifact(out, manifest)
@@ -327,7 +327,7 @@ def _calibration_source(facts: OnnxFacts, config: BuildConfig, contract: Preproc
 
 
 def _build_and_describe(job: BuildJob, contract: PreprocessContract, facts: OnnxFacts,
-                        device_index: int, etc_root: PathLike) -> Manifest:
+                        device_index: int, etc_root: PathLike, proc_root: PathLike) -> Manifest:
     trt = import_tensorrt()
     cuda = import_cuda_driver()
     job.trt = trt
@@ -365,7 +365,7 @@ def _build_and_describe(job: BuildJob, contract: PreprocessContract, facts: Onnx
     try:
         return Manifest(
             artifact_sha256='', runtime='tensorrt', runtime_version=str(trt.__version__),
-            device=DeviceInfo(name=tegra_model_name() or device_name,
+            device=DeviceInfo(name=tegra_model_name(proc_root) or device_name,
                               compute_capability=capability,
                               l4t_release=l4t, jetpack_release=JETPACK_FOR_L4T.get(l4t or '')),
             precision=job.config.precision, tensors=tensors,

@@ -210,6 +210,9 @@ def unload() -> None:
         sys.modules.pop(name, None)
 
 
+PLAN_HEADER_SIZE = 27
+
+
 def plan_header(version: Tuple[int, int, int]) -> bytes:
     """The first bytes of a serialized TensorRT plan: magic b'ftrt', version at offset 24."""
     header = bytearray(27)

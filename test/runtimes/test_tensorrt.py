@@ -528,3 +528,78 @@ def test_the_module_imports_without_tensorrt_or_pycuda():
             'print(bad); sys.exit(1 if bad else 0)')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- what the review against the real sources found ------------------------------------------
+
+def test_plugins_are_registered_before_the_engine_is_deserialized(engine, fake):
+    gpu.unload()  # a fresh tensorrt module, as in a new process
+    make_runtime().deserialize_engine('model', str(engine), TRT)
+    events = fake.events('trt.init_libnvinfer_plugins', 'Runtime.deserialize_cuda_engine')
+    assert events == ['trt.init_libnvinfer_plugins', 'Runtime.deserialize_cuda_engine']
+
+
+def test_an_output_larger_than_its_buffer_is_refused_before_anything_is_enqueued(tmp_path,
+                                                                                  fake):
+    from gps_denied_inference.compiler.build_config import build_config_from_dict
+    profile = {'min': [1, 1, 8, 8], 'opt': [1, 1, 16, 16], 'max': [1, 1, 32, 32]}
+    path = build_engine(tmp_path, dynamic=True,
+                        config=build_config_from_dict({'profiles': {'image': profile}}))
+    runtime, handle = loaded(path)
+    real_shape = handle.context.get_tensor_shape
+    handle.context.get_tensor_shape = lambda name: (
+        (1, 1, 64, 64) if name == 'doubled' else real_shape(name))
+    fake.calls.clear()
+    with pytest.raises(InferenceError, match='nothing was enqueued'):
+        runtime.infer(handle, {'image': image(shape=(1, 1, 16, 16))})
+    assert fake.events('cuda.memcpy', 'IExecutionContext.execute_async_v3') == []
+
+
+def test_the_wait_is_on_a_blocking_sync_event_not_a_spinning_stream_sync(engine, fake):
+    runtime, handle = loaded(engine)
+    import pycuda.driver as cuda
+    assert [c.detail for c in fake.calls_of('cuda.Event')] == [
+        (int(cuda.event_flags.BLOCKING_SYNC),)]
+    fake.calls.clear()
+    runtime.infer(handle, {'image': image()})
+    assert fake.events('Stream.synchronize') == []
+    assert fake.calls_of('Event.synchronize')[0].detail == (int(cuda.event_flags.BLOCKING_SYNC),)
+
+
+def test_the_cuda_context_is_budgeted_once_while_any_engine_is_loaded(tmp_path, fake):
+    first, second = build_engine(tmp_path, 'first'), build_engine(tmp_path, 'second')
+    budget = MemoryBudget(GIB, GIB)
+    runtime = TensorrtRuntime(config=RuntimeConfig(cuda_context_overhead_bytes=1000),
+                              budget=budget, gate=RecordingGate())
+    one = runtime.deserialize_engine('first', str(first), TRT)
+    two = runtime.deserialize_engine('second', str(second), TRT)
+    assert budget.gpu.reservations()['cuda-context'] == 1000
+    assert sorted(budget.gpu.reservations()) == ['cuda-context', 'first:weights',
+                                                 'second:weights']
+    runtime.release_engine(one)
+    assert 'cuda-context' in budget.gpu.reservations()
+    runtime.release_engine(two)
+    assert budget.is_empty()
+
+
+def test_the_context_overhead_and_the_plan_copy_can_refuse_a_load(engine, fake):
+    size = engine.stat().st_size
+    budget = MemoryBudget(size + 999, GIB)
+    runtime = TensorrtRuntime(config=RuntimeConfig(cuda_context_overhead_bytes=1000),
+                              budget=budget, gate=RecordingGate())
+    with pytest.raises(OutOfMemoryError, match='cuda-context'):
+        runtime.deserialize_engine('model', str(engine), TRT)
+    budget = MemoryBudget(GIB, size - 1)
+    runtime = TensorrtRuntime(config=RuntimeConfig(), budget=budget, gate=RecordingGate())
+    with pytest.raises(OutOfMemoryError, match='plan-copy') as info:
+        runtime.deserialize_engine('model', str(engine), TRT)
+    assert info.value.pool == 'host'
+    assert fake.events('import', 'trt.', 'Runtime.') == [] and budget.is_empty()
+
+
+def test_a_failed_load_gives_back_the_context_reservation(engine, fake):
+    budget = MemoryBudget(GIB, GIB)
+    fake.fail('Runtime.deserialize_cuda_engine', soft=True)
+    with pytest.raises(EngineLoadError):
+        make_runtime(budget).deserialize_engine('model', str(engine), TRT)
+    assert budget.is_empty() and fake.retained == 0
