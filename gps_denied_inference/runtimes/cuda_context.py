@@ -149,12 +149,13 @@ class PrimaryContext:
             if self._released:
                 raise RuntimeUnavailableError('the CUDA primary context was already released')
             self._users += 1
+        cuda = self._cuda
         try:
             self._context.push()
             try:
                 yield
             finally:
-                self._cuda.Context.pop()
+                cuda.Context.pop()
         finally:
             with self._state:
                 self._users -= 1

@@ -3,8 +3,9 @@
 The fake "model" doubles its first input into every output, so a test can check that data
 really went H2D, through the bound addresses and back D2H. A serialized fake plan starts
 with a real plan header (magic, version 10.3.0 at offset 24) followed by JSON describing the
-engine. Every public name defined here must exist in the real tensorrt-cu12-bindings 10.3.0
-(test/test_tensorrt_api_names.py); helpers are private.
+engine. Every public member of every class here must exist on the same class of the real
+TensorRT 10.3 Python API, with the same argument names where the test knows them
+(test/runtimes/test_tensorrt_api.py); helpers are private.
 """
 
 import array
@@ -155,7 +156,7 @@ class INetworkDefinition:
         return self._inputs[index]
 
 
-class _ParserError:
+class ParserError:
     def __init__(self, text):
         self._text = text
 
@@ -178,7 +179,7 @@ class OnnxParser:
 
     def parse_from_file(self, model):
         if _gpu.active().record('OnnxParser.parse_from_file', model) is _gpu.SOFT:
-            self._errors = [_ParserError('In node 0 (importConv): UNSUPPORTED_NODE: injected')]
+            self._errors = [ParserError('In node 0 (importConv): UNSUPPORTED_NODE: injected')]
             return False
         import onnx
         from onnx import helper
@@ -391,18 +392,6 @@ class IInt8Calibrator(metaclass=_Bound):
 class IInt8EntropyCalibrator2(IInt8Calibrator):
     def __init__(self):
         super().__init__()
-
-    def get_batch_size(self):
-        raise NotImplementedError
-
-    def get_batch(self, names):
-        raise NotImplementedError
-
-    def read_calibration_cache(self):
-        raise NotImplementedError
-
-    def write_calibration_cache(self, cache):
-        raise NotImplementedError
 
 
 class Runtime:

@@ -126,7 +126,7 @@ class Event:
     def __init__(self, flags=0):
         _gpu.active().record('cuda.Event', int(flags))
         _gpu.active().require_context('cuEventCreate')
-        self.flags = int(flags)
+        self._flags = int(flags)
 
     def record(self, stream=None):
         _check_stream(stream)
@@ -135,7 +135,7 @@ class Event:
         return self
 
     def synchronize(self):
-        if _gpu.active().record('Event.synchronize', self.flags) is _gpu.SOFT:
+        if _gpu.active().record('Event.synchronize', self._flags) is _gpu.SOFT:
             return self
         _gpu.active().require_context('cuEventSynchronize')
         return self
