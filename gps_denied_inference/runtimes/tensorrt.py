@@ -13,6 +13,7 @@ pushed on the calling thread for the duration (any executor thread may call).
 import logging
 import threading
 from typing import Any, Dict, Mapping, Optional, Set, Tuple, TYPE_CHECKING, Union
+import weakref
 
 import numpy as np
 
@@ -30,7 +31,12 @@ from gps_denied_inference.errors import (
     GpsDeniedInferenceError,
     InferenceError,
 )
-from gps_denied_inference.resources.budget import execution_need, MemoryNeed, weights_need
+from gps_denied_inference.resources.budget import (
+    execution_need,
+    MemoryBudget,
+    MemoryNeed,
+    weights_need,
+)
 from gps_denied_inference.runtimes.base import RuntimeBase
 from gps_denied_inference.runtimes.cuda_context import (
     import_cuda_driver,
@@ -42,7 +48,6 @@ from gps_denied_inference.runtimes.device_probe import installed_tensorrt_versio
 from gps_denied_inference.runtimes.settings import RuntimeConfig
 
 if TYPE_CHECKING:
-    from gps_denied_inference.resources.budget import MemoryBudget
     from gps_denied_inference.resources.thermal import ThermalStatePublisher
 
 _LOG = logging.getLogger(__name__)
@@ -50,6 +55,10 @@ _LOG = logging.getLogger(__name__)
 LABEL = 'tensorrt'
 OPTIONS = ('device_index', 'progress')
 CONTEXT_RESERVATION = 'cuda-context'
+# One CUDA context per process, however many runtimes share a budget: who holds it, per budget.
+_CONTEXT_LOCK = threading.Lock()
+_CONTEXT_HOLDERS: 'weakref.WeakKeyDictionary[MemoryBudget, Set[Tuple[int, str]]]' = \
+    weakref.WeakKeyDictionary()
 
 
 class TensorrtHandle:
@@ -115,8 +124,6 @@ class TensorrtRuntime(RuntimeBase):
             raise ConfigError(f'TensorrtRuntime.device_index = {self._device_index!r} is '
                               'invalid: must be an integer >= 0')
         self._progress: Optional[ProgressFn] = options.get('progress')
-        self._context_lock = threading.Lock()
-        self._context_holders: Set[str] = set()
 
     def compile_engine(self, onnx_path: str,
                        build_config: Union[BuildConfig, str, Mapping[str, Any]]) -> Manifest:
@@ -165,18 +172,24 @@ class TensorrtRuntime(RuntimeBase):
     def _reserve_load(self, name: str, manifest: Manifest, plan_bytes: int) -> None:
         needs = {f'{name}:weights': weights_need(manifest, on_gpu=True),
                  f'{name}:plan-copy': MemoryNeed(host_bytes=plan_bytes)}
-        with self._context_lock:
-            if not self._context_holders:
+        if self._budget is None:
+            return
+        with _CONTEXT_LOCK:
+            holders = _CONTEXT_HOLDERS.setdefault(self._budget, set())
+            if not holders:
                 needs[CONTEXT_RESERVATION] = MemoryNeed(
                     gpu_bytes=self.config.cuda_context_overhead_bytes)
             self._reserve_all(needs)
-            self._context_holders.add(name)
+            holders.add((id(self), name))
 
     def _release_context_share(self, name: str) -> None:
-        """The last engine to go gives back the CUDA context's reservation."""
-        with self._context_lock:
-            self._context_holders.discard(name)
-            if not self._context_holders:
+        """The last engine on this budget gives back the CUDA context's reservation."""
+        if self._budget is None:
+            return
+        with _CONTEXT_LOCK:
+            holders = _CONTEXT_HOLDERS.get(self._budget, set())
+            holders.discard((id(self), name))
+            if not holders:
                 self._release(CONTEXT_RESERVATION)
 
     def prepare_execution(self, handle: TensorrtHandle) -> None:

@@ -603,3 +603,16 @@ def test_a_failed_load_gives_back_the_context_reservation(engine, fake):
     with pytest.raises(EngineLoadError):
         make_runtime(budget).deserialize_engine('model', str(engine), TRT)
     assert budget.is_empty() and fake.retained == 0
+
+
+def test_runtimes_sharing_a_budget_reserve_the_one_cuda_context_once(tmp_path, fake):
+    first, second = build_engine(tmp_path, 'first'), build_engine(tmp_path, 'second')
+    budget = MemoryBudget(GIB, GIB)
+    runtimes = [make_runtime(budget), make_runtime(budget)]  # the core makes one per model
+    one = runtimes[0].deserialize_engine('first', str(first), TRT)
+    two = runtimes[1].deserialize_engine('second', str(second), TRT)
+    assert list(budget.gpu.reservations()).count('cuda-context') == 1
+    runtimes[0].release_engine(one)
+    assert 'cuda-context' in budget.gpu.reservations()
+    runtimes[1].release_engine(two)
+    assert budget.is_empty()
