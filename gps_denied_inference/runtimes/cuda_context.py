@@ -10,7 +10,7 @@ How the retain is given back is PrimaryContext's docstring.
 
 from contextlib import contextmanager
 import threading
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 import weakref
 
 from gps_denied_inference.errors import RuntimeUnavailableError
@@ -183,3 +183,36 @@ class PrimaryContext:
             raise RuntimeUnavailableError(
                 f'releasing the CUDA primary context failed: {type(self._failure).__name__}: '
                 f'{self._failure}') from self._failure
+
+
+def mem_available_bytes(meminfo: str = '/proc/meminfo') -> Optional[int]:
+    """MemAvailable from /proc/meminfo in bytes, or None where it cannot be read."""
+    try:
+        with open(meminfo, encoding='ascii', errors='replace') as stream:
+            for line in stream:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def measure_context_overhead(cuda: Any, device_index: int = 0,
+                             available: Callable[[], Optional[int]] = mem_available_bytes
+                             ) -> Optional[int]:
+    """Host memory the primary context takes on a Jetson (one DRAM), or None if unknown.
+
+    Meaningful only as the first context of the process, on a unified-memory device with
+    nothing else starting meanwhile; a self-test runs it before loading any engine to choose
+    the `cuda_context_overhead_bytes` parameter. The context is released before returning.
+    """
+    before = available()
+    primary = PrimaryContext(cuda, device_index)
+    try:
+        with primary.current():
+            after = available()
+    finally:
+        primary.detach()
+    if before is None or after is None:
+        return None
+    return max(before - after, 0)

@@ -172,3 +172,20 @@ def test_concurrent_releases_of_one_engine_all_return_and_release_once(tmp_path,
     assert errors == []
     assert handle.is_released and fake.retained == 0 and fake.live_allocations == 0
     assert len(fake.calls_of('Context.detach')) == 1
+
+
+def test_the_context_overhead_is_measured_from_available_memory(fake, tmp_path):
+    import pycuda.driver as cuda
+
+    from gps_denied_inference.runtimes.cuda_context import (
+        measure_context_overhead,
+        mem_available_bytes,
+    )
+    readings = iter([8 << 30, (8 << 30) - (300 << 20)])
+    assert measure_context_overhead(cuda, available=lambda: next(readings)) == 300 << 20
+    assert fake.retained == 0 and fake.threads_with_a_current_context() == []
+    assert measure_context_overhead(cuda, available=lambda: None) is None
+    meminfo = tmp_path / 'meminfo'
+    meminfo.write_text('MemTotal:       31000000 kB\nMemAvailable:   1024 kB\n')
+    assert mem_available_bytes(str(meminfo)) == 1024 * 1024
+    assert mem_available_bytes(str(tmp_path / 'missing')) is None
