@@ -269,6 +269,9 @@ class CalibrationSource:
 def make_entropy_calibrator(trt: Any, cuda: Any, source: CalibrationSource) -> Any:
     """A trt.IInt8EntropyCalibrator2 feeding `source` through one device buffer.
 
+    Implicit INT8 by calibration is deprecated since TensorRT 10.1 (the calibrator classes,
+    `int8_calibrator`; `get_batch_size` since 10.0) and is still the only calibrated INT8 that
+    10.3 offers; the build attaches it with the per-call warnings silenced and says so once.
     TensorRT calls these methods from C++, where a Python exception cannot travel; an error
     is kept in `.error` and ends calibration (get_batch returns None), and the caller
     raises it after the build.
