@@ -326,7 +326,11 @@ def _check_compute_capability(run: _Inspection) -> CheckResult:
 
 
 def _check_device(run: _Inspection) -> CheckResult:
-    """Orin AGX, NX and Nano are all 8.7: the device's name tells them apart."""
+    """Orin AGX, NX and Nano are all 8.7: the device's name tells them apart.
+
+    Refused only on evidence: a manifest name with a word this device's name lacks ('Orin
+    NX' on an 'AGX Orin'); a less specific one ('Orin', CUDA's name for every Orin) is a SKIP.
+    """
     if not run.is_tensorrt:
         return CheckResult('device', SKIP, 'not a TensorRT artifact')
     if run.manifest is None or run.manifest.runtime != 'tensorrt':
@@ -336,11 +340,14 @@ def _check_device(run: _Inspection) -> CheckResult:
     if device is None:
         return CheckResult('device', SKIP, f"built on {built!r}; this device's name is not "
                            'known')
-    if built.strip() != device.strip():
-        return _fail('device', f'an engine built on {device!r} (this device)',
-                     f'one built on {built!r} (manifest)', 'TensorRT tunes an engine for the '
-                     'device that built it; rebuild it on this device')
-    return CheckResult('device', PASS, f'built on {built!r}')
+    if built.strip() == device.strip():
+        return CheckResult('device', PASS, f'built on {built!r}')
+    if set(built.lower().split()) <= set(device.lower().split()):
+        return CheckResult('device', SKIP, f'built on {built!r}, which cannot tell this '
+                           f'{device!r} from its siblings (no evidence either way)')
+    return _fail('device', f'an engine built on {device!r} (this device)',
+                 f'one built on {built!r} (manifest)', 'TensorRT tunes an engine for the '
+                 'device that built it; rebuild it on this device')
 
 
 def _check_plan_header(run: _Inspection) -> CheckResult:

@@ -285,7 +285,12 @@ def test_the_device_name_tells_orins_apart(tmp_path):
     path = make_sealed_plan(tmp_path)  # built on 'Orin'
     assert statuses(path, TRT)['device'] == SKIP
     assert statuses(path, replace(TRT, device_name='Orin'))['device'] == PASS
-    error = refusal(path, replace(TRT, device_name='NVIDIA Jetson Orin Nano Developer Kit'))
+    vague = statuses(path, replace(TRT, device_name='NVIDIA Jetson AGX Orin Developer Kit'))
+    assert vague['device'] == SKIP  # 'Orin' (CUDA's name) cannot tell AGX from NX
+    manifest = plan_manifest()
+    seal_artifact(path, replace(manifest, device=replace(
+        manifest.device, name='NVIDIA Jetson Orin NX Developer Kit')))
+    error = refusal(path, replace(TRT, device_name='NVIDIA Jetson AGX Orin Developer Kit'))
     assert error.check == 'device' and 'rebuild it on this device' in str(error)
 
 
