@@ -1,13 +1,15 @@
 """The strategy that flies: TensorRT 10.3 engines on the device's primary CUDA context.
 
 Load order (configure): the engine gate (nothing imported beyond this package), then the
-weights reservation in the GPU budget, then TensorRT and PyCUDA are imported and the gated
-bytes deserialized; the engine's I/O must match its manifest. Allocation (activate):
-the execution reservation, then the execution context, a CUDA stream, page-locked host and
-device buffers at each tensor's largest shape, `set_tensor_address`, one warm-up run. A
-failure at any step undoes every step before it. Inference: H2D copies, `execute_async_v3`,
-D2H copies and a stream synchronize, all on the handle's own stream, with the primary context
-pushed on the calling thread for the duration (any executor thread may call).
+reservations (weights, the plan's host copy, the CUDA context once per budget), then
+TensorRT and PyCUDA are imported, TensorRT's plugins registered and the gated bytes
+deserialized; the engine's I/O must match its manifest. Allocation (activate): the execution
+reservation, then the execution context, a CUDA stream and a blocking-sync event, page-locked
+host and device buffers at each tensor's largest shape, `set_tensor_address`, one warm-up
+run. A failure at any step undoes every step before it. Inference: output shapes checked,
+H2D copies, `execute_async_v3`, D2H copies and an event wait, all on the handle's own
+stream, with the primary context pushed on the calling thread for the duration (any
+executor thread may call). docs/tensorrt.md says what of this is verified where.
 """
 
 import logging
