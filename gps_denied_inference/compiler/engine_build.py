@@ -8,6 +8,11 @@ activation bytes, I/O buffer bytes, engine size as weights, TensorRT version, de
 file is renamed into place and sealed. Any failure removes the temp file and, once renamed,
 the engine and its sidecars: a failed build leaves nothing of its output behind.
 
+The three backends build the same thing from one config: TensorRT's plugins are registered
+first, TF32 is the config's explicit choice and profiling verbosity TensorRT's default in
+all three (Polygraphy's own defaults differ), and the manifest records the builder flags
+read back from what was applied.
+
 A build can take many minutes on a Jetson; `progress` receives '[  12.3 s] <line>' for the
 backend's own output and a heartbeat at least every HEARTBEAT_S seconds while it is quiet.
 """
