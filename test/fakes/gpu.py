@@ -64,6 +64,7 @@ class FakeGpu:
         self.retained = 0
         self.leaked_detaches = 0
         self.build_delay_s = 0.0
+        self.plugins_registered = False  # per process, as libnvinfer_plugin's registry
         self.blocked: Set[str] = set()
         self._next_address = 0x7F0000000000
         self._lock = threading.Lock()

@@ -147,6 +147,7 @@ class INetworkDefinition:
     def __init__(self):
         self._inputs = []
         self._outputs = []
+        self._plugins = []
 
     @property
     def num_inputs(self):
@@ -186,6 +187,12 @@ class OnnxParser:
 
         graph = onnx.load(model, load_external_data=False).graph
         initializers = {t.name for t in graph.initializer}
+        plugins = sorted({n.op_type for n in graph.node if n.op_type.endswith('_TRT')})
+        if plugins and not _gpu.active().plugins_registered:
+            self._errors = [ParserError(f'In node 0: UNSUPPORTED_NODE: no importer for '
+                                        f'{plugins[0]} (plugin not registered)')]
+            return False
+        self._network._plugins = plugins
 
         def tensor(value):
             tensor_type = value.type.tensor_type
@@ -349,6 +356,7 @@ class Builder:
             config._timing_cache._data += b'tactic\n'
         payload = json.dumps({'tensors': tensors, 'device_memory': _DEVICE_MEMORY,
                               'flags': sorted(f.name for f in config._flags),
+                              'plugins': network._plugins,
                               'profiling_verbosity': config.profiling_verbosity.name})
         return IHostMemory(_gpu.plan_header(_VERSION) + payload.encode('utf-8'))
 
@@ -410,6 +418,10 @@ class Runtime:
             description = json.loads(data[27:].decode('utf-8'))
         except ValueError:
             self._logger.log(Logger.ERROR, 'fake runtime: corrupt plan')
+            return None
+        if description.get('plugins') and not _gpu.active().plugins_registered:
+            self._logger.log(Logger.ERROR, f'getPluginCreator could not find plugin '
+                                           f'{description["plugins"][0]}')
             return None
         return ICudaEngine(description)
 

@@ -616,3 +616,50 @@ def test_runtimes_sharing_a_budget_reserve_the_one_cuda_context_once(tmp_path, f
     assert 'cuda-context' in budget.gpu.reservations()
     runtimes[1].release_engine(two)
     assert budget.is_empty()
+
+
+def make_plugin_onnx(path):
+    """`image` -> `doubled` through a node TensorRT implements as a plugin (`*_TRT`)."""
+    import onnx
+    from onnx import helper, TensorProto
+
+    graph = helper.make_graph(
+        [helper.make_node('Double_TRT', ['image'], ['doubled'])], 'plugin',
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 1, 16, 16])],
+        [helper.make_tensor_value_info('doubled', TensorProto.FLOAT, [1, 1, 16, 16])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_engine_that_needs_a_plugin_builds_and_loads_in_a_fresh_process(tmp_path, fake):
+    from gps_denied_inference.compiler.build_config import BuildConfig
+    from gps_denied_inference.compiler.engine_build import compile_engine
+    for backend in ('builder', 'polygraphy'):
+        onnx_path = make_plugin_onnx(tmp_path / f'{backend}.onnx')
+        compile_engine(onnx_path, BuildConfig(backend=backend), progress=lambda line: None)
+        fake.plugins_registered = False  # the drone's process: nothing registered yet
+        gpu.unload()
+        runtime, handle = loaded(tmp_path / f'{backend}.engine', name=backend)
+        assert np.array_equal(runtime.infer(handle, {'image': image(1.0)})['doubled'],
+                              image(2.0))
+        runtime.release_engine(handle)
+
+
+def test_without_plugin_registration_a_plugin_engine_neither_builds_nor_loads(
+        tmp_path, fake, monkeypatch):
+    from gps_denied_inference.compiler.build_config import BuildConfig
+    from gps_denied_inference.compiler.engine_build import compile_engine
+    from gps_denied_inference.errors import EngineBuildError
+    onnx_path = make_plugin_onnx(tmp_path / 'model.onnx')
+    compile_engine(onnx_path, BuildConfig(backend='polygraphy'), progress=lambda line: None)
+    fake.plugins_registered = False
+    for module in ('compiler.engine_build', 'runtimes.tensorrt'):
+        monkeypatch.setattr(f'gps_denied_inference.{module}.register_tensorrt_plugins',
+                            lambda trt: None)
+    with pytest.raises(EngineLoadError, match='could not deserialize'):
+        make_runtime().deserialize_engine('model', str(tmp_path / 'model.engine'), TRT)
+    with pytest.raises(EngineBuildError, match='plugin not registered'):
+        compile_engine(onnx_path, BuildConfig(output=str(tmp_path / 'other.engine')),
+                       progress=lambda line: None)
