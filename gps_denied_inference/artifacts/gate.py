@@ -3,8 +3,9 @@
 GPU-free and ROS-free: it reads the file, its two sidecars and at most a TensorRT plan's
 header, so a truncated, swapped, tampered or wrong-release artifact is refused before any GPU
 call. `validate` raises at the first failed check; `admit` also returns the hashed bytes the
-runtimes load; `checks` runs every check for `verify`. The checks and the plan-header layout
-they rely on: docs/design.md.
+runtimes load; `checks` runs every check for `verify`. The plan-header layout is not
+documented, so that check refuses only on positive evidence and SKIPs an unknown layout
+(docs/tensorrt.md).
 """
 
 from dataclasses import dataclass
@@ -30,12 +31,13 @@ PASS = 'PASS'
 FAIL = 'FAIL'
 SKIP = 'SKIP'
 CHECKS = ('file', 'sha256-sidecar', 'digest', 'manifest', 'manifest-digest', 'pinned-digest',
-          'runtime', 'tensorrt-version', 'compute-capability', 'plan-header')
+          'runtime', 'tensorrt-version', 'compute-capability', 'device', 'plan-header')
 
 PLAN_MAGIC = b'ftrt'
 PLAN_VERSION_OFFSET = 24
 PLAN_HEADER_BYTES = PLAN_VERSION_OFFSET + 3
 PLAN_HEADER_KNOWN_MAJORS = (8, 10)
+PLAN_PREFIX_BYTES = 32
 # A manifest is a few kB; refusing anything far larger keeps a swapped-in file from
 # costing memory in flight.
 MAX_MANIFEST_BYTES = 1 << 20
@@ -55,6 +57,7 @@ class GateExpectation:
     pinned_sha256: Optional[str] = None
     tensorrt_version: Optional[str] = None
     compute_capability: Optional[str] = None
+    device_name: Optional[str] = None
 
     def __post_init__(self) -> None:
         owner = 'GateExpectation'
@@ -72,6 +75,9 @@ class GateExpectation:
             require(isinstance(self.compute_capability, str) and bool(_COMPUTE_CAPABILITY.match(
                 self.compute_capability)), owner, 'compute_capability',
                 self.compute_capability, 'major.minor')
+        if self.device_name is not None:
+            require(isinstance(self.device_name, str) and bool(self.device_name.strip()),
+                    owner, 'device_name', self.device_name, 'a non-empty device name')
 
 
 @dataclass(frozen=True)
@@ -96,10 +102,31 @@ def version_triple(version: str) -> Tuple[int, ...]:
     return tuple(int(part) for part in version.split('.')[:3])
 
 
-def read_plan_header(path: PathLike) -> bytes:
-    """The first bytes of a file, as many as the plan-header check reads."""
+def read_plan_header(path: PathLike, size: int = PLAN_HEADER_BYTES) -> bytes:
+    """The first `size` bytes of a file (by default as many as the plan-header check reads)."""
     with open(path, 'rb') as stream:
-        return stream.read(PLAN_HEADER_BYTES)
+        return stream.read(size)
+
+
+def plan_header_layout(header: bytes) -> Optional[Tuple[int, int, int]]:
+    """The version a header names if it is in the known layout, else None (layout unknown).
+
+    Known layout: b'ftrt' at bytes 0-3 and a plausible version (major 5-99, minor and patch
+    below 100) at bytes 24-26. Anything else is no evidence either way.
+    """
+    try:
+        major, minor, patch = plan_header_version(header)
+    except ValueError:
+        return None
+    if not (5 <= major < 100 and minor < 100 and patch < 100):
+        return None
+    return major, minor, patch
+
+
+def format_plan_prefix(data: bytes) -> str:
+    """Bytes as 'hex  |ascii|' (dots for unprintable), for `verify` to print."""
+    text = ''.join(chr(b) if 32 <= b < 127 else '.' for b in data)
+    return f'{data.hex(" ")}  |{text}|'
 
 
 def plan_header_version(header: bytes) -> Tuple[int, int, int]:
@@ -287,6 +314,31 @@ def _check_compute_capability(run: _Inspection) -> CheckResult:
     return CheckResult('compute-capability', PASS, f'{built} ({run.manifest.device.name})')
 
 
+def _check_device(run: _Inspection) -> CheckResult:
+    """Orin AGX, NX and Nano are all 8.7: the device's name tells them apart.
+
+    Refused only on evidence: a manifest name with a word this device's name lacks ('Orin
+    NX' on an 'AGX Orin'); a less specific one ('Orin', CUDA's name for every Orin) is a SKIP.
+    """
+    if not run.is_tensorrt:
+        return CheckResult('device', SKIP, 'not a TensorRT artifact')
+    if run.manifest is None or run.manifest.runtime != 'tensorrt':
+        return CheckResult('device', SKIP, 'needs a valid TensorRT manifest')
+    device = run.expected.device_name
+    built = run.manifest.device.name
+    if device is None:
+        return CheckResult('device', SKIP, f"built on {built!r}; this device's name is not "
+                           'known')
+    if built.strip() == device.strip():
+        return CheckResult('device', PASS, f'built on {built!r}')
+    if set(built.lower().split()) <= set(device.lower().split()):
+        return CheckResult('device', SKIP, f'built on {built!r}, which cannot tell this '
+                           f'{device!r} from its siblings (no evidence either way)')
+    return _fail('device', f'an engine built on {device!r} (this device)',
+                 f'one built on {built!r} (manifest)', 'TensorRT tunes an engine for the '
+                 'device that built it; rebuild it on this device')
+
+
 def _check_plan_header(run: _Inspection) -> CheckResult:
     if not run.is_tensorrt:
         return CheckResult('plan-header', SKIP, 'not a TensorRT artifact')
@@ -305,12 +357,14 @@ def _check_plan_header(run: _Inspection) -> CheckResult:
     try:
         header = (run.data[:PLAN_HEADER_BYTES] if run.data is not None
                   else read_plan_header(run.path))
-        embedded = plan_header_version(header)
     except OSError as err:
         return _fail('plan-header', 'a readable plan header', f'read error: {err}')
-    except ValueError as err:
-        return _fail('plan-header', f'a TensorRT plan header (magic {PLAN_MAGIC!r})',
-                     str(err), 'not a serialized TensorRT engine')
+    embedded = plan_header_layout(header)
+    if embedded is None:
+        return CheckResult('plan-header', SKIP, 'the header is not in the known layout '
+                           f"({PLAN_MAGIC!r} at 0-3, version at {PLAN_VERSION_OFFSET}-"
+                           f'{PLAN_VERSION_OFFSET + 2}); no evidence either way, the manifest '
+                           "version was compared instead (see `verify`'s first 32 bytes)")
     if embedded != triple:
         found = '.'.join(str(v) for v in embedded)
         return _fail('plan-header', f'TensorRT {built} in the plan header',
@@ -322,7 +376,7 @@ def _check_plan_header(run: _Inspection) -> CheckResult:
 _SEQUENCE: Tuple[Callable[[_Inspection], CheckResult], ...] = (
     _check_file, _check_sha256_sidecar, _check_digest, _check_manifest,
     _check_manifest_digest, _check_pinned_digest, _check_runtime, _check_tensorrt_version,
-    _check_compute_capability, _check_plan_header)
+    _check_compute_capability, _check_device, _check_plan_header)
 
 
 class EngineGate:

@@ -74,7 +74,8 @@ def register(subparsers: Any) -> None:
     engine = parser.add_argument_group('TensorRT engine fields (engines only)')
     engine.add_argument('--tensorrt-version', help='TensorRT that built it, major.minor.patch')
     engine.add_argument('--compute-capability', help="the GPU's, major.minor (Orin: 8.7)")
-    engine.add_argument('--device-name', help='the device it was built on, e.g. "Jetson Orin"')
+    engine.add_argument('--device-name', help='the device it was built on (Jetson: the model '
+                        'string in /proc/device-tree/model)')
     engine.add_argument('--l4t-release')
     engine.add_argument('--jetpack-release')
     engine.add_argument('--precision', choices=PRECISIONS)

@@ -11,7 +11,15 @@ import argparse
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
-from gps_denied_inference.artifacts.gate import CheckResult, EngineGate, FAIL, GateExpectation
+from gps_denied_inference.artifacts.gate import (
+    CheckResult,
+    EngineGate,
+    FAIL,
+    format_plan_prefix,
+    GateExpectation,
+    PLAN_PREFIX_BYTES,
+    read_plan_header,
+)
 from gps_denied_inference.errors import ConfigError, GpsDeniedInferenceError
 from gps_denied_inference.runtimes.settings import RUNTIME_LABELS
 
@@ -37,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     expected, note = _expectation(args)
     results = EngineGate().checks(args.artifact, expected)
     print(format_report(args.artifact, expected, results))
+    if expected.runtime == 'tensorrt':
+        print(plan_prefix_line(args.artifact))
     if note:
         print(f'note: {note}')
     return 1 if any(r.failed for r in results) else 0
@@ -53,17 +63,30 @@ def format_report(path: Path, expected: GateExpectation, results: List[CheckResu
     return '\n'.join(lines)
 
 
+def plan_prefix_line(path: Path) -> str:
+    """The plan's first 32 bytes, to settle the header layout the gate assumes."""
+    try:
+        prefix = read_plan_header(path, PLAN_PREFIX_BYTES)
+    except OSError as err:
+        return f'plan bytes 0-{PLAN_PREFIX_BYTES - 1}: unreadable ({err})'
+    return (f'plan bytes 0-{len(prefix) - 1}: {format_plan_prefix(prefix)}\n'
+            "  (the gate's layout: b'ftrt' at 0-3, TensorRT major.minor.patch at 24-26)")
+
+
 def _expectation(args: argparse.Namespace) -> Tuple[GateExpectation, Optional[str]]:
     runtime = args.runtime or _runtime_for(args.artifact)
     pinned = args.expect_sha256.lower() if args.expect_sha256 else None
     version, capability, note = args.tensorrt_version, args.compute_capability, None
+    device = None
     if runtime == 'tensorrt' and (version is None or capability is None):
         detected, note = _detect_tensorrt()
         if detected is not None:
             version = version or detected.tensorrt_version
             capability = capability or detected.compute_capability
+            if args.compute_capability is None:
+                device = detected.device_name
     return GateExpectation(runtime=runtime, pinned_sha256=pinned, tensorrt_version=version,
-                           compute_capability=capability), note
+                           compute_capability=capability, device_name=device), note
 
 
 def _detect_tensorrt() -> Tuple[Optional[GateExpectation], Optional[str]]:

@@ -12,6 +12,8 @@ Example (paths are relative to the config file):
 `precision`: fp32, fp16, int8 or mixed (INT8 with FP16 fallback). INT8 comes from
 calibration over a dataset of images (`int8_source` "calibration", which needs
 `calibration.dataset_dir`) or from a model with Q/DQ nodes ("qdq", no calibrator).
+`tf32` (default false, as Polygraphy): whether FP32 layers may run as TF32; every backend
+applies the same choice.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -95,6 +97,7 @@ class BuildConfig:
     preprocess: Mapping[str, Any] = field(default_factory=dict)
     output: Optional[str] = None
     trtexec: str = 'trtexec'
+    tf32: bool = False
     source_sha256: Optional[str] = None
 
     def __post_init__(self) -> None:
@@ -121,6 +124,7 @@ class BuildConfig:
             value = getattr(self, name)
             require(value is None or (isinstance(value, str) and bool(value)), owner, name,
                     value, 'a non-empty path or absent')
+        require(isinstance(self.tf32, bool), owner, 'tf32', self.tf32, 'true or false')
         require(isinstance(self.trtexec, str) and bool(self.trtexec), owner, 'trtexec',
                 self.trtexec, 'the trtexec executable (name on PATH or path)')
         require(isinstance(self.profiles, Mapping), owner, 'profiles', self.profiles,

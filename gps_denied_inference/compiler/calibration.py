@@ -39,6 +39,7 @@ DATASET_SUFFIX = '.dataset_sha256'
 SHA256_SUFFIX = '.sha256'
 MAX_SIDECAR_BYTES = 4096
 _DIGEST_LINE = re.compile(r'^([0-9a-f]{64})\n?$')
+_CACHE_HEADER = re.compile(r'^TRT-(\d+)-EntropyCalibration2$')
 
 PathLike = Union[str, Path]
 
@@ -85,8 +86,40 @@ def dataset_sha256(dataset_dir: PathLike, images: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
-def decide_cache(cache: PathLike, dataset_digest: str) -> CacheDecision:
-    """Reuse, rebuild, or refuse (CalibrationCacheError) an existing calibration cache."""
+def cache_header_problem(data: bytes, tensorrt_version: Optional[str]) -> Optional[str]:
+    """Why a cache's first line ('TRT-<version>-EntropyCalibration2') rules it out, or None.
+
+    TensorRT writes its version there as NV_TENSORRT_VERSION: major*10000 + minor*100 + patch
+    from 10.0 on (100300 for 10.3.0), major*1000 + minor*100 + patch before (8601). An
+    unknown installed version, an unreadable line or another version all rule it out.
+    """
+    line = data.split(b'\n', 1)[0].decode('ascii', errors='replace').strip()
+    match = _CACHE_HEADER.match(line)
+    if match is None:
+        return f'its first line {line[:60]!r} is not TRT-<version>-EntropyCalibration2'
+    if tensorrt_version is None:
+        return 'the installed TensorRT version is unknown'
+    expected = tensorrt_cache_version(tensorrt_version)
+    if match.group(1) != expected:
+        return (f'it was written by TensorRT {match.group(1)}, this is TensorRT '
+                f'{tensorrt_version} ({expected})')
+    return None
+
+
+def tensorrt_cache_version(version: str) -> str:
+    """'10.3.0' -> '100300', '8.6.1' -> '8601': the number a calibration cache names."""
+    major, minor, patch = (int(part) for part in (version.split('.') + ['0', '0'])[:3])
+    scale = 10000 if major >= 10 else 1000
+    return str(major * scale + minor * 100 + patch)
+
+
+def decide_cache(cache: PathLike, dataset_digest: str,
+                 tensorrt_version: Optional[str] = None) -> CacheDecision:
+    """Reuse, rebuild, or refuse (CalibrationCacheError) an existing calibration cache.
+
+    A cache from another TensorRT (its first line) is treated like one from another dataset:
+    never trusted, calibrated again, logged.
+    """
     path = Path(cache)
     integrity, dataset = cache_sha256_path(path), cache_dataset_path(path)
     present = {p.name for p in (path, integrity, dataset) if p.exists()}
@@ -113,6 +146,12 @@ def decide_cache(cache: PathLike, dataset_digest: str) -> CacheDecision:
         raise CalibrationCacheError(
             f'calibration cache {path} is corrupt: sha256 {found}, its sidecar says '
             f'{expected}; it is neither used nor overwritten')
+    problem = cache_header_problem(data, tensorrt_version)
+    if problem is not None:
+        _LOG.warning('calibration cache %s is not trusted: %s; calibrating again', path,
+                     problem)
+        return CacheDecision(False, f'cache not from this TensorRT ({problem}): calibrating '
+                                    'again')
     if recorded != dataset_digest:
         _LOG.warning('calibration cache %s was computed from dataset %s, the dataset is now '
                      '%s: calibrating again', path, recorded, dataset_digest)
@@ -168,12 +207,12 @@ class CalibrationSource:
     """A dataset decided trustworthy: batches through the contract, and the cache policy."""
 
     def __init__(self, config: CalibrationConfig, contract: PreprocessContract,
-                 input_shape: Tuple[int, ...]) -> None:
+                 input_shape: Tuple[int, ...], tensorrt_version: Optional[str] = None) -> None:
         self.config = config
         self.contract = contract
         self.images = dataset_images(config.dataset_dir)
         self.dataset_sha256 = dataset_sha256(config.dataset_dir, self.images)
-        self.decision = decide_cache(config.cache, self.dataset_sha256)
+        self.decision = decide_cache(config.cache, self.dataset_sha256, tensorrt_version)
         self.batch_shape = (config.batch_size,) + tuple(contract.input_shape[1:])
         if tuple(input_shape[1:]) != self.batch_shape[1:] or input_shape[0] not in (
                 -1, config.batch_size):
@@ -230,6 +269,9 @@ class CalibrationSource:
 def make_entropy_calibrator(trt: Any, cuda: Any, source: CalibrationSource) -> Any:
     """A trt.IInt8EntropyCalibrator2 feeding `source` through one device buffer.
 
+    Implicit INT8 by calibration is deprecated since TensorRT 10.1 (the calibrator classes,
+    `int8_calibrator`; `get_batch_size` since 10.0) and is still the only calibrated INT8 that
+    10.3 offers; the build attaches it with the per-call warnings silenced and says so once.
     TensorRT calls these methods from C++, where a Python exception cannot travel; an error
     is kept in `.error` and ends calibration (get_batch returns None), and the caller
     raises it after the build.

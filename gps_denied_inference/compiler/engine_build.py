@@ -8,6 +8,11 @@ activation bytes, I/O buffer bytes, engine size as weights, TensorRT version, de
 file is renamed into place and sealed. Any failure removes the temp file and, once renamed,
 the engine and its sidecars: a failed build leaves nothing of its output behind.
 
+The three backends build the same thing from one config: TensorRT's plugins are registered
+first, TF32 is the config's explicit choice and profiling verbosity TensorRT's default in
+all three (Polygraphy's own defaults differ), and the manifest records the builder flags
+read back from what was applied.
+
 A build can take many minutes on a Jetson; `progress` receives '[  12.3 s] <line>' for the
 backend's own output and a heartbeat at least every HEARTBEAT_S seconds while it is quiet.
 """
@@ -25,6 +30,7 @@ import sys
 import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+import warnings
 
 import numpy as np
 
@@ -55,13 +61,24 @@ from gps_denied_inference.runtimes.cuda_context import (
     import_cuda_driver,
     import_tensorrt,
     PrimaryContext,
+    register_tensorrt_plugins,
 )
-from gps_denied_inference.runtimes.device_probe import JETPACK_FOR_L4T, l4t_release
+from gps_denied_inference.runtimes.device_probe import (
+    installed_tensorrt_version,
+    JETPACK_FOR_L4T,
+    l4t_release,
+    tegra_model_name,
+)
 
 HEARTBEAT_S = 5.0
 KILL_GRACE_S = 5.0
 TRTEXEC_TAIL_LINES = 20
 PRECISION_FLAGS = {'fp32': (), 'fp16': ('FP16',), 'int8': ('INT8',), 'mixed': ('INT8', 'FP16')}
+# Where JetPack installs trtexec (not on PATH by default).
+JETPACK_TRTEXEC = '/usr/src/tensorrt/bin/trtexec'
+# TensorRT's own default, set explicitly: Polygraphy would otherwise pick DETAILED, and the
+# three backends must build the same plan from one config.
+PROFILING_VERBOSITY = 'LAYER_NAMES_ONLY'
 
 ProgressFn = Callable[[str], None]
 PathLike = Union[str, Path]
@@ -148,6 +165,7 @@ class BuildJob:
     trt: Any = None
     calibrator: Any = None
     calibration: Optional[CalibrationSource] = None
+    flags_in_effect: Tuple[str, ...] = ()
 
 
 def read_onnx_facts(path: PathLike) -> OnnxFacts:
@@ -240,7 +258,7 @@ def default_output(onnx_path: PathLike) -> Path:
 def compile_engine(onnx_path: PathLike, build_config: BuildConfig, *,
                    output: Optional[PathLike] = None, trtexec_timeout_s: float = 600.0,
                    progress: Optional[ProgressFn] = None, device_index: int = 0,
-                   etc_root: PathLike = '/etc') -> Manifest:
+                   etc_root: PathLike = '/etc', proc_root: PathLike = '/proc') -> Manifest:
     """Build, describe, rename into place and seal an engine; returns the sealed manifest."""
     if not isinstance(build_config, BuildConfig):
         raise EngineBuildError(f'compile_engine needs a BuildConfig, got '
@@ -256,7 +274,8 @@ def compile_engine(onnx_path: PathLike, build_config: BuildConfig, *,
     _check_int8_source(facts, config, str(source))
     calibration = None
     if config.uses_calibration:
-        calibration = _calibration_source(facts, config, contract, profiles)
+        calibration = _calibration_source(facts, config, contract, profiles,
+                                          installed_tensorrt_version())
         if config.backend == 'trtexec' and not calibration.decision.reuse:
             raise EngineBuildError(
                 f'trtexec cannot calibrate from images, it only reads a cache '
@@ -269,7 +288,7 @@ def compile_engine(onnx_path: PathLike, build_config: BuildConfig, *,
     try:
         job.progress.emit(f'building {out} from {source} with the {config.backend} backend '
                           f'({config.precision}, workspace {config.workspace_mib} MiB)')
-        manifest = _build_and_describe(job, contract, facts, device_index, etc_root)
+        manifest = _build_and_describe(job, contract, facts, device_index, etc_root, proc_root)
         os.replace(job.temp_path, out)
         renamed = True
         sealed = seal_artifact(out, manifest)
@@ -297,7 +316,8 @@ def _check_int8_source(facts: OnnxFacts, config: BuildConfig, source: str) -> No
 
 
 def _calibration_source(facts: OnnxFacts, config: BuildConfig, contract: PreprocessContract,
-                        profiles: Dict[str, ShapeProfile]) -> CalibrationSource:
+                        profiles: Dict[str, ShapeProfile],
+                        tensorrt_version: Optional[str]) -> CalibrationSource:
     if len(facts.inputs) != 1:
         raise CalibrationCacheError(f'calibration feeds one image input; the model has '
                                     f'{len(facts.inputs)} inputs')
@@ -308,20 +328,24 @@ def _calibration_source(facts: OnnxFacts, config: BuildConfig, contract: Preproc
     if config.calibration is None:
         raise CalibrationCacheError('INT8 by calibration needs the calibration settings')
     shape = profiles[first.name].opt if first.name in profiles else first.shape
-    return CalibrationSource(config.calibration, contract, tuple(shape))
+    return CalibrationSource(config.calibration, contract, tuple(shape), tensorrt_version)
 
 
 def _build_and_describe(job: BuildJob, contract: PreprocessContract, facts: OnnxFacts,
-                        device_index: int, etc_root: PathLike) -> Manifest:
+                        device_index: int, etc_root: PathLike, proc_root: PathLike) -> Manifest:
     trt = import_tensorrt()
     cuda = import_cuda_driver()
     job.trt = trt
     primary = PrimaryContext(cuda, device_index)
     try:
         with primary.current():
+            register_tensorrt_plugins(trt)
             if job.calibration is not None and job.config.backend != 'trtexec':
                 job.calibrator = make_entropy_calibrator(trt, cuda, job.calibration)
                 job.progress.emit(f'calibration: {job.calibration.decision.reason}')
+                job.progress.emit('calibration: IInt8EntropyCalibrator2 (implicit INT8, '
+                                  'deprecated since TensorRT 10.1 and its only calibrated '
+                                  'INT8 in 10.3)')
             try:
                 BACKENDS[job.config.backend](job)
                 error = getattr(job.calibrator, 'error', None)
@@ -346,7 +370,8 @@ def _build_and_describe(job: BuildJob, contract: PreprocessContract, facts: Onnx
     try:
         return Manifest(
             artifact_sha256='', runtime='tensorrt', runtime_version=str(trt.__version__),
-            device=DeviceInfo(name=device_name, compute_capability=capability,
+            device=DeviceInfo(name=tegra_model_name(proc_root) or device_name,
+                              compute_capability=capability,
                               l4t_release=l4t, jetpack_release=JETPACK_FOR_L4T.get(l4t or '')),
             precision=job.config.precision, tensors=tensors,
             memory=MemoryPrediction(weights_bytes=job.temp_path.stat().st_size,
@@ -360,7 +385,8 @@ def _build_and_describe(job: BuildJob, contract: PreprocessContract, facts: Onnx
 
 
 def _builder_flags(job: BuildJob) -> Tuple[str, ...]:
-    flags = [flag.lower() for flag in job.flags]
+    """The builder flags the backend really applied (read back from its config), lower case."""
+    flags = [flag.lower() for flag in job.flags_in_effect]
     if job.config.int8_source is not None:
         flags.append(f'int8-{job.config.int8_source}')
     return tuple(flags)
@@ -368,6 +394,8 @@ def _builder_flags(job: BuildJob) -> Tuple[str, ...]:
 
 def _extra(job: BuildJob) -> Dict[str, Any]:
     extra: Dict[str, Any] = {'backend': job.config.backend,
+                             'tf32': job.config.tf32,
+                             'profiling_verbosity': PROFILING_VERBOSITY.lower(),
                              'workspace_mib': job.config.workspace_mib,
                              'build_seconds': round(job.progress.elapsed_s, 1)}
     if job.calibration is not None:
@@ -399,8 +427,7 @@ def describe_engine(trt: Any, engine: Any) -> Tuple[TensorSpec, ...]:
                                    for s in engine.get_tensor_profile_shape(name, 0))
     dynamic_outputs = [n for n in names if modes[n] == 'output' and -1 in shapes[n]]
     if dynamic_outputs:
-        profiles.update(_output_profiles(engine, dynamic_outputs,
-                                         dict(profiles)))
+        profiles.update(_output_profiles(trt, engine, dynamic_outputs, dict(profiles)))
     try:
         return tuple(TensorSpec(n, modes[n], dtypes[n], shapes[n], profiles.get(n))
                      for n in names)
@@ -409,13 +436,15 @@ def describe_engine(trt: Any, engine: Any) -> Tuple[TensorSpec, ...]:
                                f'describe: {err}') from err
 
 
-def _output_profiles(engine: Any, outputs: List[str],
+def _output_profiles(trt: Any, engine: Any, outputs: List[str],
                      inputs: Dict[str, Tuple[Tuple[int, ...], ...]]
                      ) -> Dict[str, Tuple[Tuple[int, ...], ...]]:
     if not inputs:
         raise EngineBuildError(f'outputs {outputs} have data-dependent shapes; the manifest '
                                'needs every output bounded by the input profile')
-    context = engine.create_execution_context()
+    # USER_MANAGED: a context without its activation memory, enough to resolve shapes.
+    context = engine.create_execution_context(
+        trt.ExecutionContextAllocationStrategy.USER_MANAGED)
     if context is None:
         raise EngineBuildError('TensorRT could not create an execution context to read the '
                                'output shapes')
@@ -474,23 +503,28 @@ def _build_with_builder(job: BuildJob) -> None:
                                + '; '.join(errors or ['no error reported']))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, job.config.workspace_bytes)
+    config.profiling_verbosity = getattr(trt.ProfilingVerbosity, PROFILING_VERBOSITY)
     for flag in job.flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    if job.config.tf32:
+        config.set_flag(trt.BuilderFlag.TF32)
+    else:
+        config.clear_flag(trt.BuilderFlag.TF32)  # on by default in TensorRT
+    profile = None
     if job.profiles:
         profile = builder.create_optimization_profile()
         for name, shapes in job.profiles.items():
             profile.set_shape(name, shapes.min, shapes.opt, shapes.max)
         config.add_optimization_profile(profile)
-        if job.calibrator is not None:
-            config.set_calibration_profile(profile)
     if job.calibrator is not None:
-        config.int8_calibrator = job.calibrator
+        attach_calibrator(config, job.calibrator, profile)
     cache = None
     if job.config.timing_cache is not None:
         cache = config.create_timing_cache(_read_timing_cache(job.config.timing_cache))
         if cache is None or not config.set_timing_cache(cache, False):
             raise EngineBuildError(f'timing cache {job.config.timing_cache} is not usable by '
                                    'this TensorRT and device')
+    job.flags_in_effect = flags_in_effect(trt, config)
     with heartbeat(job.progress, 'TensorRT builder'):
         serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -518,15 +552,24 @@ def _build_with_polygraphy(job: BuildJob) -> None:
     for name, shapes in job.profiles.items():
         profiles[0].add(name, min=shapes.min, opt=shapes.opt, max=shapes.max)
     timing_cache = job.config.timing_cache
-    config = CreateConfig(
-        fp16='FP16' in job.flags, int8='INT8' in job.flags, calibrator=job.calibrator,
-        profiles=profiles,
+    create = CreateConfig(
+        tf32=job.config.tf32, fp16='FP16' in job.flags, int8='INT8' in job.flags,
+        calibrator=job.calibrator, profiles=profiles,
+        profiling_verbosity=getattr(trt.ProfilingVerbosity, PROFILING_VERBOSITY),
         memory_pool_limits={trt.MemoryPoolType.WORKSPACE: job.config.workspace_bytes},
         load_timing_cache=timing_cache if timing_cache and Path(timing_cache).is_file()
         else None)
+
+    def config(builder: Any, network: Any) -> Any:
+        """Polygraphy's config, read back so the manifest records what was applied."""
+        with _quiet_deprecations():
+            created = create(builder, network)
+        job.flags_in_effect = flags_in_effect(trt, created)
+        return created
+
     build = EngineBytesFromNetwork(NetworkFromOnnxPath(str(job.onnx_path)), config=config,
                                    save_timing_cache=timing_cache)
-    with heartbeat(job.progress, 'Polygraphy'):
+    with heartbeat(job.progress, 'Polygraphy'), _quiet_deprecations():
         engine_bytes = build()
     if engine_bytes is None:
         raise EngineBuildError('Polygraphy produced no engine')
@@ -538,6 +581,9 @@ def trtexec_command(job: BuildJob, executable: str) -> List[str]:
     config = job.config
     command = [executable, f'--onnx={job.onnx_path}', f'--saveEngine={job.temp_path}',
                f'--memPoolSize=workspace:{config.workspace_mib}M', '--skipInference']
+    if not config.tf32:
+        command.append('--noTF32')  # trtexec, like TensorRT, enables TF32 by default
+    command.append(f'--profilingVerbosity={PROFILING_VERBOSITY.lower()}')
     command += [f'--{flag.lower()}' for flag in job.flags]
     if config.timing_cache is not None:
         command.append(f'--timingCacheFile={config.timing_cache}')
@@ -560,11 +606,45 @@ def _trtexec_name(name: str) -> str:
 
 def _build_with_trtexec(job: BuildJob) -> None:
     """`trtexec` in its own process group, output streamed, killed cleanly on timeout."""
-    executable = shutil.which(job.config.trtexec)
-    if executable is None:
-        raise EngineBuildError(f'trtexec executable {job.config.trtexec!r} not found (on '
-                               'JetPack it is /usr/src/tensorrt/bin/trtexec)')
+    executable = find_trtexec(job.config.trtexec)
+    job.flags_in_effect = job.flags + (('TF32',) if job.config.tf32 else ())
     run_trtexec(trtexec_command(job, executable), job.trtexec_timeout_s, job.progress)
+
+
+def find_trtexec(name: str, jetpack_path: str = JETPACK_TRTEXEC) -> str:
+    """`name` on PATH (or as a path); the default name also at JetPack's location."""
+    executable = shutil.which(name)
+    if executable is None and name == 'trtexec' and os.access(jetpack_path, os.X_OK):
+        executable = jetpack_path
+    if executable is None:
+        raise EngineBuildError(f'trtexec executable {name!r} not found on PATH (nor at '
+                               f'{jetpack_path}, where JetPack installs it)')
+    return executable
+
+
+def flags_in_effect(trt: Any, config: Any) -> Tuple[str, ...]:
+    """Names of the builder flags set on an IBuilderConfig, in TensorRT's order."""
+    return tuple(name for name, flag in trt.BuilderFlag.__members__.items()
+                 if config.get_flag(flag))
+
+
+def attach_calibrator(config: Any, calibrator: Any, profile: Any) -> None:
+    """Implicit INT8 by calibration: the only way TensorRT 10.3 offers, deprecated since 10.1.
+
+    `int8_calibrator` and `set_calibration_profile` warn on every call (DeprecationWarning);
+    the build says so once instead (see make_entropy_calibrator).
+    """
+    with _quiet_deprecations():
+        if profile is not None:
+            config.set_calibration_profile(profile)
+        config.int8_calibrator = calibrator
+
+
+@contextmanager
+def _quiet_deprecations() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        yield
 
 
 def run_trtexec(command: List[str], timeout_s: float, progress: BuildProgress) -> None:

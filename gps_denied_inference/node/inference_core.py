@@ -85,9 +85,11 @@ class InferenceCore:
             gated = [(model, self._gate.validate(model.engine_path, self._expectation(model)))
                      for model in self.config.models]
             plans = [self._plan(model, manifest) for model, manifest in gated]
-            self._refuse_unless_fits('weights', [(p.model.name, weights_need(p.manifest,
-                                                                             p.on_gpu))
-                                                 for p in plans])
+            needs = [(p.model.name, weights_need(p.manifest, p.on_gpu)) for p in plans]
+            if any(p.model.runtime == 'tensorrt' for p in plans):
+                needs.append(('cuda-context', MemoryNeed(
+                    gpu_bytes=self.config.runtime.cuda_context_overhead_bytes)))
+            self._refuse_unless_fits('weights', needs)
             for plan in plans:
                 model = plan.model
                 handle = plan.runtime.deserialize_engine(model.name, model.engine_path,

@@ -13,7 +13,11 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from gps_denied_inference.errors import ConfigError
 from gps_denied_inference.imaging.contract import PreprocessOverrides
 from gps_denied_inference.resources.thermal import ThermalConfig
-from gps_denied_inference.runtimes.settings import RUNTIME_LABELS, RuntimeConfig
+from gps_denied_inference.runtimes.settings import (
+    CUDA_CONTEXT_OVERHEAD_BYTES,
+    RUNTIME_LABELS,
+    RuntimeConfig,
+)
 from gps_denied_inference.validation import GIB, one_of, require
 
 INPUT_QOS = ('sensor_data', 'reliable')
@@ -60,6 +64,8 @@ GLOBAL_PARAMETERS: Dict[str, Tuple[Any, str]] = {
     'model_dir': ('', 'directory that relative M.engine_path values are resolved against'),
     'gpu_memory_budget_bytes': (4 * GIB, 'GPU memory the node may hold while active'),
     'host_memory_budget_bytes': (3 * GIB // 2, 'host memory the node may hold while active'),
+    'cuda_context_overhead_bytes': (CUDA_CONTEXT_OVERHEAD_BYTES, 'GPU memory reserved for the '
+                                    'CUDA context while a TensorRT engine is loaded'),
     'diagnostics_period_s': (1.0, 'period of /diagnostics publication'),
     'thermal.root': ('/sys/class/thermal', 'sysfs thermal root'),
     'thermal.warn_c': (85.0, 'WARN threshold (deg C) where the board has no trip points'),
@@ -135,8 +141,10 @@ def node_config_from_values(values: Mapping[str, Any]) -> NodeConfig:
             f'free of duplicates (listed twice: {", ".join(duplicates)})')
     model_dir = get('model_dir', 'str')
     models = tuple(_model_config(name, values, model_dir) for name in names)
-    runtime = RuntimeConfig(gpu_memory_budget_bytes=get('gpu_memory_budget_bytes', 'int'),
-                            host_memory_budget_bytes=get('host_memory_budget_bytes', 'int'))
+    runtime = RuntimeConfig(
+        gpu_memory_budget_bytes=get('gpu_memory_budget_bytes', 'int'),
+        host_memory_budget_bytes=get('host_memory_budget_bytes', 'int'),
+        cuda_context_overhead_bytes=get('cuda_context_overhead_bytes', 'int'))
     thermal = ThermalConfig(root=get('thermal.root', 'str'),
                             warn_c=float(get('thermal.warn_c', 'number')),
                             critical_c=float(get('thermal.critical_c', 'number')),

@@ -88,6 +88,10 @@ class RuntimeBase:
         if self._budget is not None:
             self._budget.reserve(key, need)
 
+    def _reserve_all(self, needs: Dict[str, 'MemoryNeed']) -> None:
+        if self._budget is not None:
+            self._budget.reserve_all(needs)
+
     def _release(self, key: str) -> None:
         if self._budget is not None:
             self._budget.release(key)

@@ -26,8 +26,8 @@ TEGRA_CHIPS = {0x21: ('tegra210', '5.3'), 0x18: ('tegra186', '6.2'),
                0x19: ('tegra194', '7.2'), 0x23: ('tegra234', '8.7')}
 SOC_COMPUTE_CAPABILITY = dict(TEGRA_CHIPS.values())
 # L4T release -> JetPack release (NVIDIA's Jetson release notes).
-JETPACK_FOR_L4T = {'36.4.4': '6.2.1', '36.4.3': '6.2', '36.4.0': '6.1', '36.3.0': '6.0',
-                   '35.6.0': '5.1.4', '35.5.0': '5.1.3', '35.4.1': '5.1.2',
+JETPACK_FOR_L4T = {'36.4.7': '6.2.1', '36.4.4': '6.2.1', '36.4.3': '6.2', '36.4.0': '6.1',
+                   '36.3.0': '6.0', '35.6.0': '5.1.4', '35.5.0': '5.1.3', '35.4.1': '5.1.2',
                    '35.3.1': '5.1.1', '35.2.1': '5.1'}
 NVIDIA_SMI_TIMEOUT_S = 10.0
 
@@ -163,13 +163,18 @@ def tensorrt_gate_expectation(pinned_sha256: Optional[str] = None, *,
             'version an engine must match is unknown')
     device = describe_device(sys_root=sys_root, proc_root=proc_root, etc_root=etc_root,
                              nvidia_smi=nvidia_smi, index=index)
+    # The name the build recorded: the device-tree model on Jetson (CUDA calls every Orin
+    # "Orin"), the GPU's name elsewhere; unknown (the check is skipped) when unreadable.
+    on_tegra = tegra_compute_capability(sys_root, proc_root) is not None
+    name = tegra_model_name(proc_root) if on_tegra else device.name
     if device.compute_capability is None:
         raise RuntimeUnavailableError(
             f'the GPU compute capability of this host is unknown ({device.source}): an '
             'engine cannot be proven to run here')
     return GateExpectation(runtime='tensorrt', pinned_sha256=pinned_sha256,
                            tensorrt_version=version,
-                           compute_capability=device.compute_capability)
+                           compute_capability=device.compute_capability,
+                           device_name=name)
 
 
 def _read_text(path: Path) -> Optional[str]:

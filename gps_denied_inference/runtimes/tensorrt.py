@@ -1,18 +1,21 @@
 """The strategy that flies: TensorRT 10.3 engines on the device's primary CUDA context.
 
 Load order (configure): the engine gate (nothing imported beyond this package), then the
-weights reservation in the GPU budget, then TensorRT and PyCUDA are imported and the gated
-bytes deserialized; the engine's I/O must match its manifest. Allocation (activate):
-the execution reservation, then the execution context, a CUDA stream, page-locked host and
-device buffers at each tensor's largest shape, `set_tensor_address`, one warm-up run. A
-failure at any step undoes every step before it. Inference: H2D copies, `execute_async_v3`,
-D2H copies and a stream synchronize, all on the handle's own stream, with the primary context
-pushed on the calling thread for the duration (any executor thread may call).
+reservations (weights, the plan's host copy, the CUDA context once per budget), then
+TensorRT and PyCUDA are imported, TensorRT's plugins registered and the gated bytes
+deserialized; the engine's I/O must match its manifest. Allocation (activate): the execution
+reservation, then the execution context, a CUDA stream and a blocking-sync event, page-locked
+host and device buffers at each tensor's largest shape, `set_tensor_address`, one warm-up
+run. A failure at any step undoes every step before it. Inference: output shapes checked,
+H2D copies, `execute_async_v3`, D2H copies and an event wait, all on the handle's own
+stream, with the primary context pushed on the calling thread for the duration (any
+executor thread may call). docs/tensorrt.md says what of this is verified where.
 """
 
 import logging
 import threading
-from typing import Any, Dict, Mapping, Optional, Tuple, TYPE_CHECKING, Union
+from typing import Any, Dict, Mapping, Optional, Set, Tuple, TYPE_CHECKING, Union
+import weakref
 
 import numpy as np
 
@@ -30,24 +33,34 @@ from gps_denied_inference.errors import (
     GpsDeniedInferenceError,
     InferenceError,
 )
-from gps_denied_inference.resources.budget import execution_need, weights_need
+from gps_denied_inference.resources.budget import (
+    execution_need,
+    MemoryBudget,
+    MemoryNeed,
+    weights_need,
+)
 from gps_denied_inference.runtimes.base import RuntimeBase
 from gps_denied_inference.runtimes.cuda_context import (
     import_cuda_driver,
     import_tensorrt,
     PrimaryContext,
+    register_tensorrt_plugins,
 )
 from gps_denied_inference.runtimes.device_probe import installed_tensorrt_version
 from gps_denied_inference.runtimes.settings import RuntimeConfig
 
 if TYPE_CHECKING:
-    from gps_denied_inference.resources.budget import MemoryBudget
     from gps_denied_inference.resources.thermal import ThermalStatePublisher
 
 _LOG = logging.getLogger(__name__)
 
 LABEL = 'tensorrt'
 OPTIONS = ('device_index', 'progress')
+CONTEXT_RESERVATION = 'cuda-context'
+# One CUDA context per process, however many runtimes share a budget: who holds it, per budget.
+_CONTEXT_LOCK = threading.Lock()
+_CONTEXT_HOLDERS: 'weakref.WeakKeyDictionary[MemoryBudget, Set[Tuple[int, str]]]' = \
+    weakref.WeakKeyDictionary()
 
 
 class TensorrtHandle:
@@ -65,6 +78,7 @@ class TensorrtHandle:
         self.lock = threading.Lock()
         self.context: Any = None
         self.stream: Any = None
+        self.done: Any = None
         self.host: Dict[str, np.ndarray] = {}
         self.device: Dict[str, Any] = {}
         self.is_prepared = False
@@ -91,6 +105,7 @@ class TensorrtHandle:
             self.host = {}
             self.context = None
             self.stream = None
+            self.done = None
 
 
 class TensorrtRuntime(RuntimeBase):
@@ -127,24 +142,57 @@ class TensorrtRuntime(RuntimeBase):
 
     def deserialize_engine(self, name: str, path: str,
                            expected: GateExpectation) -> TensorrtHandle:
-        """Gate, reserve the weights, then deserialize the gated bytes; all or nothing."""
+        """Gate, reserve, then deserialize the gated bytes; all or nothing.
+
+        Reserved before TensorRT is imported: the weights on the GPU, the plan's host copy
+        while it is deserialized (on Jetson the same DRAM) and, with the first engine, the
+        CUDA context's own overhead.
+        """
         manifest, data = self._gated_bytes(name, path, expected)
-        key = f'{name}:weights'
-        self._reserve(key, weights_need(manifest, on_gpu=True))
+        self._reserve_load(name, manifest, len(data))
         primary: Optional[PrimaryContext] = None
         try:
             trt = import_tensorrt()
             cuda = import_cuda_driver()
             primary = _retain_primary_context(cuda, self._device_index, name)
             runtime, engine = self._load(trt, primary, name, path, data, manifest)
+            del data
             handle = TensorrtHandle(name, str(path), manifest, primary, cuda, runtime, engine)
             self._register(handle)
         except BaseException:
-            if primary is not None:
-                primary.detach()
-            self._release(key)
+            try:
+                if primary is not None:
+                    primary.detach()
+            finally:
+                self._release(f'{name}:weights')
+                self._release_context_share(name)
             raise
+        finally:
+            self._release(f'{name}:plan-copy')
         return handle
+
+    def _reserve_load(self, name: str, manifest: Manifest, plan_bytes: int) -> None:
+        needs = {f'{name}:weights': weights_need(manifest, on_gpu=True),
+                 f'{name}:plan-copy': MemoryNeed(host_bytes=plan_bytes)}
+        if self._budget is None:
+            return
+        with _CONTEXT_LOCK:
+            holders = _CONTEXT_HOLDERS.setdefault(self._budget, set())
+            if not holders:
+                needs[CONTEXT_RESERVATION] = MemoryNeed(
+                    gpu_bytes=self.config.cuda_context_overhead_bytes)
+            self._reserve_all(needs)
+            holders.add((id(self), name))
+
+    def _release_context_share(self, name: str) -> None:
+        """The last engine on this budget gives back the CUDA context's reservation."""
+        if self._budget is None:
+            return
+        with _CONTEXT_LOCK:
+            holders = _CONTEXT_HOLDERS.get(self._budget, set())
+            holders.discard((id(self), name))
+            if not holders:
+                self._release(CONTEXT_RESERVATION)
 
     def prepare_execution(self, handle: TensorrtHandle) -> None:
         """Reserve, then allocate context, stream and buffers, then warm up (idempotent)."""
@@ -198,11 +246,17 @@ class TensorrtRuntime(RuntimeBase):
                                      f'{type(err).__name__}: {err}') from err
 
     def release_engine(self, handle: TensorrtHandle) -> None:
-        """Free buffers, context, stream, engine and both reservations; then a no-op."""
-        if isinstance(handle, TensorrtHandle) and handle.is_released:
-            return
-        self._owned(handle)
+        """Free buffers, context, stream, engine and reservations once; later calls no-op.
+
+        Safe to call concurrently (a lifecycle cleanup racing a signal's teardown): the
+        handle's lock serialises callers, and only the first finds it unreleased.
+        """
+        if not isinstance(handle, TensorrtHandle):
+            self._owned(handle)
         with handle.lock:
+            if handle.is_released:
+                return
+            self._owned(handle)
             try:
                 with handle.primary.current():
                     try:
@@ -214,9 +268,12 @@ class TensorrtRuntime(RuntimeBase):
                 raise InferenceError(f'model {handle.name}: releasing the engine failed: '
                                      f'{type(err).__name__}: {err}') from err
             finally:
-                handle.primary.detach()
-                handle._released = True
-                self._forget(handle)
+                try:
+                    handle.primary.detach()
+                finally:
+                    handle._released = True
+                    self._forget(handle)
+                    self._release_context_share(handle.name)
 
     def current_runtime_label(self) -> str:
         """'tensorrt/<installed version>' (read from package metadata, nothing imported)."""
@@ -229,6 +286,7 @@ class TensorrtRuntime(RuntimeBase):
         try:
             with primary.current():
                 try:
+                    register_tensorrt_plugins(trt)
                     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
                     engine = runtime.deserialize_cuda_engine(data)
                     if engine is None:
@@ -254,6 +312,7 @@ class TensorrtRuntime(RuntimeBase):
                                   'execution context')
         handle.context = context
         handle.stream = cuda.Stream()
+        handle.done = cuda.Event(cuda.event_flags.BLOCKING_SYNC)
         for spec in handle.manifest.tensors:
             count = spec.max_nbytes // np.dtype(spec.dtype).itemsize
             handle.host[spec.name] = cuda.pagelocked_empty((count,), np.dtype(spec.dtype))
@@ -297,7 +356,13 @@ def _check_engine_io(trt: Any, engine: Any, manifest: Manifest, name: str) -> No
 
 
 def _run(handle: TensorrtHandle, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """One inference on the handle's stream; the caller holds the lock and the context."""
+    """One inference on the handle's stream; the caller holds the lock and the context.
+
+    Every output's shape is resolved and checked against its buffer before the enqueue
+    (TensorRT writes outputs wherever their addresses point). The wait is on a blocking-sync
+    event: stream.synchronize() on the primary context (CU_CTX_SCHED_AUTO, which PyCUDA
+    cannot change on a primary context) spins a CPU core on Tegra; the event's wait sleeps.
+    """
     cuda, context, stream = handle.cuda, handle.context, handle.stream
     try:
         for spec in handle.manifest.inputs:
@@ -306,28 +371,44 @@ def _run(handle: TensorrtHandle, feeds: Mapping[str, np.ndarray]) -> Dict[str, n
                                                                         array.shape):
                 raise InferenceError(f'model {handle.name}: TensorRT refused input shape '
                                      f'{array.shape} for {spec.name!r}')
+        staged_outputs = _staged_outputs(handle)
+        for spec in handle.manifest.inputs:
+            array = feeds[spec.name]
             staged = handle.host[spec.name][:array.size].reshape(array.shape)
             np.copyto(staged, array)
             cuda.memcpy_htod_async(handle.device[spec.name], staged, stream)
         if not context.execute_async_v3(stream.handle):
             raise InferenceError(f'model {handle.name}: execute_async_v3 failed (see the '
                                  'TensorRT log)')
-        staged_outputs = {}
-        for spec in handle.manifest.outputs:
-            shape = spec.shape if spec.is_static else tuple(
-                int(d) for d in context.get_tensor_shape(spec.name))
-            count = int(np.prod(shape, dtype=np.int64))
-            if any(d < 0 for d in shape) or count > handle.host[spec.name].size:
-                raise InferenceError(f'model {handle.name}: output {spec.name!r} has shape '
-                                     f'{shape}, outside its buffer of max shape '
-                                     f'{spec.max_shape}')
-            staged_outputs[spec.name] = handle.host[spec.name][:count].reshape(shape)
-            cuda.memcpy_dtoh_async(staged_outputs[spec.name], handle.device[spec.name], stream)
-        stream.synchronize()
+        for name, staged in staged_outputs.items():
+            cuda.memcpy_dtoh_async(staged, handle.device[name], stream)
+        handle.done.record(stream)
+        handle.done.synchronize()
     except BaseException:
         _drain(handle)
         raise
     return {name: np.array(staged, copy=True) for name, staged in staged_outputs.items()}
+
+
+def _staged_outputs(handle: TensorrtHandle) -> Dict[str, np.ndarray]:
+    """Each output's host view at its resolved shape; refused before anything is enqueued."""
+    context = handle.context
+    if any(spec.profile is not None for spec in handle.manifest.inputs):
+        unresolved = list(context.infer_shapes())
+        if unresolved:
+            raise InferenceError(f'model {handle.name}: TensorRT cannot resolve the shapes '
+                                 f'of {unresolved} from the inputs given')
+    staged = {}
+    for spec in handle.manifest.outputs:
+        shape = spec.shape if spec.is_static else tuple(
+            int(d) for d in context.get_tensor_shape(spec.name))
+        count = int(np.prod(shape, dtype=np.int64))
+        if any(d < 0 for d in shape) or count > handle.host[spec.name].size:
+            raise InferenceError(f'model {handle.name}: output {spec.name!r} would have shape '
+                                 f'{shape}, outside its buffer of max shape {spec.max_shape}; '
+                                 'nothing was enqueued')
+        staged[spec.name] = handle.host[spec.name][:count].reshape(shape)
+    return staged
 
 
 def _drain(handle: TensorrtHandle) -> None:

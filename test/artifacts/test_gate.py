@@ -16,6 +16,7 @@ from gps_denied_inference.artifacts.gate import (
     FAIL,
     GateExpectation,
     PASS,
+    plan_header_layout,
     plan_header_version,
     SKIP,
 )
@@ -59,7 +60,7 @@ def test_a_good_plan_passes_every_tensorrt_check(tmp_path):
 def test_checks_report_every_check_in_order(tmp_path):
     results = EngineGate().checks(make_sealed_onnx(tmp_path), ORT)
     assert tuple(r.check for r in results) == CHECKS
-    assert [r.status for r in results] == [PASS] * 5 + [SKIP, PASS] + [SKIP] * 3
+    assert [r.status for r in results] == [PASS] * 5 + [SKIP, PASS] + [SKIP] * 4
     assert results[5].reason == 'not pinned'
     assert all(r.reason for r in results)
 
@@ -250,15 +251,47 @@ def test_a_plan_header_naming_another_release_is_refused(tmp_path):
     assert '10.0.1' in str(error.found) and '10.3.0' in str(error.expected)
 
 
-@pytest.mark.parametrize('content', [b'\x08\x07\x12\x00' + bytes(100), b'ftrt' + bytes(10),
-                                     b'FTRT' + bytes(100)])
-def test_a_file_without_a_plan_header_is_refused_as_a_tensorrt_artifact(tmp_path, content):
+@pytest.mark.parametrize('content', [
+    b'\x08\x07\x12\x00' + bytes(100),  # another magic
+    b'ftrt' + bytes(10),  # too short to hold a version
+    b'FTRT' + bytes(100),
+    b'ftrt' + bytes(20) + b'\x00\x00\x00' + bytes(100),  # no plausible version at 24-26
+    b'ftrt' + bytes(20) + b'\xff\x03\x00' + bytes(100)])
+def test_a_header_in_an_unknown_layout_is_a_reported_skip_not_a_refusal(tmp_path, content):
     path = tmp_path / 'model.engine'
     path.write_bytes(content)
     seal_artifact(path, plan_manifest())
-    error = refusal(path, TRT)
-    assert error.check == 'plan-header'
-    assert 'ftrt' in str(error.expected)
+    EngineGate().validate(path, TRT)
+    result = {r.check: r for r in EngineGate().checks(path, TRT)}['plan-header']
+    assert result.status == SKIP and 'not in the known layout' in result.reason
+    assert statuses(path, TRT)['tensorrt-version'] == PASS  # still compared
+
+
+def test_an_unknown_layout_still_refuses_a_manifest_of_another_release(tmp_path):
+    path = tmp_path / 'model.engine'
+    path.write_bytes(b'\x08\x07\x12\x00' + bytes(100))
+    seal_artifact(path, plan_manifest('10.0.1'))
+    assert refusal(path, TRT).check == 'tensorrt-version'
+
+
+@pytest.mark.parametrize('header, layout', [
+    (plan_bytes((10, 3, 0)), (10, 3, 0)), (plan_bytes((8, 6, 1)), (8, 6, 1)),
+    (b'ftrt' + bytes(40), None), (b'xtrt' + bytes(40), None), (b'ftrt', None)])
+def test_plan_header_layout_names_a_version_only_for_the_known_layout(header, layout):
+    assert plan_header_layout(header) == layout
+
+
+def test_the_device_name_tells_orins_apart(tmp_path):
+    path = make_sealed_plan(tmp_path)  # built on 'Orin'
+    assert statuses(path, TRT)['device'] == SKIP
+    assert statuses(path, replace(TRT, device_name='Orin'))['device'] == PASS
+    vague = statuses(path, replace(TRT, device_name='NVIDIA Jetson AGX Orin Developer Kit'))
+    assert vague['device'] == SKIP  # 'Orin' (CUDA's name) cannot tell AGX from NX
+    manifest = plan_manifest()
+    seal_artifact(path, replace(manifest, device=replace(
+        manifest.device, name='NVIDIA Jetson Orin NX Developer Kit')))
+    error = refusal(path, replace(TRT, device_name='NVIDIA Jetson AGX Orin Developer Kit'))
+    assert error.check == 'device' and 'rebuild it on this device' in str(error)
 
 
 def test_a_release_with_an_unknown_header_layout_is_skipped_with_the_reason(tmp_path):

@@ -23,7 +23,7 @@ def test_a_good_artifact_passes_with_one_line_per_check(tmp_path, cli):
     assert code == 0, out + err
     lines = report_lines(out)
     assert [line[1] for line in lines] == list(CHECKS)
-    assert [line[0] for line in lines] == ['PASS'] * 5 + ['SKIP', 'PASS'] + ['SKIP'] * 3
+    assert [line[0] for line in lines] == ['PASS'] * 5 + ['SKIP', 'PASS'] + ['SKIP'] * 4
     assert all(len(line) == 3 and line[2] for line in lines)
     assert out.splitlines()[0] == f'verify {path} (runtime onnxruntime)'
     assert out.splitlines()[-1] == 'OK: the gate accepts this artifact'
@@ -58,6 +58,8 @@ def test_an_engine_is_checked_against_the_given_tensorrt_and_device(tmp_path, cl
                        '--compute-capability', '8.7')
     assert code == 0, out
     assert 'PASS  plan-header' in out
+    assert ('plan bytes 0-31: 66 74 72 74 ' in out and '|ftrt' in out
+            and 'at 24-26' in out)
     code, out, _ = cli('verify', path, '--tensorrt-version', '10.3.1',
                        '--compute-capability', '8.6')
     assert code == 1

@@ -21,6 +21,7 @@ from gps_denied_inference.compiler.calibration import (
     dataset_sha256,
     decide_cache,
     make_entropy_calibrator,
+    tensorrt_cache_version,
     write_trusted_cache,
 )
 from gps_denied_inference.errors import CalibrationCacheError
@@ -28,6 +29,7 @@ from gps_denied_inference.imaging.contract import PreprocessContract
 
 CACHE = b'TRT-100300-EntropyCalibration2\nimage: 3c010a14\n'
 DIGEST = 'a' * 64
+TRT_VERSION = '10.3.0'
 
 
 def make_dataset(directory, count=4, size=(24, 20), channels=1, seed=3):
@@ -81,7 +83,7 @@ def test_an_empty_or_missing_dataset_is_refused(tmp_path, make):
 # -- cache trust -----------------------------------------------------------------------------
 
 def test_no_cache_means_calibrate(tmp_path):
-    decision = decide_cache(tmp_path / 'model.calib', DIGEST)
+    decision = decide_cache(tmp_path / 'model.calib', DIGEST, TRT_VERSION)
     assert not decision.reuse and decision.data is None and 'calibrating' in decision.reason
 
 
@@ -91,7 +93,7 @@ def test_a_sealed_cache_of_this_dataset_is_reused(tmp_path):
     assert cache_sha256_path(cache).read_text() == (
         f'{hashlib.sha256(CACHE).hexdigest()}  model.calib\n')
     assert cache_dataset_path(cache).read_text() == f'{DIGEST}\n'
-    decision = decide_cache(cache, DIGEST)
+    decision = decide_cache(cache, DIGEST, TRT_VERSION)
     assert decision.reuse and decision.data == CACHE
 
 
@@ -100,7 +102,7 @@ def test_a_changed_dataset_rebuilds_the_cache_with_a_warning_not_an_error(tmp_pa
     write_trusted_cache(cache, CACHE, DIGEST)
     before = snapshot(cache)
     with caplog.at_level(logging.WARNING, logger='gps_denied_inference.compiler.calibration'):
-        decision = decide_cache(cache, 'b' * 64)
+        decision = decide_cache(cache, 'b' * 64, TRT_VERSION)
     assert not decision.reuse and 'dataset changed' in decision.reason
     assert any('calibrating again' in r.getMessage() for r in caplog.records)
     assert snapshot(cache) == before  # deciding touches nothing
@@ -142,7 +144,7 @@ def test_a_damaged_cache_is_refused_and_left_exactly_as_it_was(tmp_path, how, me
     damage(cache, how)
     before = snapshot(cache)
     with pytest.raises(CalibrationCacheError, match=message):
-        decide_cache(cache, DIGEST)
+        decide_cache(cache, DIGEST, TRT_VERSION)
     assert snapshot(cache) == before
 
 
@@ -150,7 +152,7 @@ def test_a_cache_without_any_sidecar_is_not_trusted(tmp_path):
     cache = tmp_path / 'model.calib'
     cache.write_bytes(CACHE)
     with pytest.raises(CalibrationCacheError, match='neither used nor overwritten'):
-        decide_cache(cache, DIGEST)
+        decide_cache(cache, DIGEST, TRT_VERSION)
     assert cache.read_bytes() == CACHE
 
 
@@ -159,7 +161,8 @@ def test_a_cache_without_any_sidecar_is_not_trusted(tmp_path):
 def source_for(tmp_path, contract, count=5, channels=1, **calibration):
     data = make_dataset(tmp_path / 'calib', count=count, channels=channels)
     config = CalibrationConfig(str(data), str(tmp_path / 'model.calib'), **calibration)
-    return CalibrationSource(config, contract, (-1,) + contract.input_shape[1:])
+    return CalibrationSource(config, contract, (-1,) + contract.input_shape[1:],
+                             TRT_VERSION)
 
 
 @pytest.mark.parametrize('contract,channels', [
@@ -197,7 +200,8 @@ def test_batches_that_cannot_feed_the_input_are_refused(tmp_path, input_shape, b
     data = make_dataset(tmp_path / 'calib')
     config = CalibrationConfig(str(data), str(tmp_path / 'c'), batch_size=batch_size)
     with pytest.raises(CalibrationCacheError, match=message):
-        CalibrationSource(config, PreprocessContract(width=8, height=8), input_shape)
+        CalibrationSource(config, PreprocessContract(width=8, height=8), input_shape,
+                          TRT_VERSION)
 
 
 # -- the TensorRT-facing calibrator ----------------------------------------------------------
@@ -229,7 +233,7 @@ def test_the_calibrator_copies_each_batch_to_the_device_and_seals_the_cache(tmp_
     assert fake.events('cuda.mem_alloc') == ['cuda.mem_alloc']  # one buffer, reused
     calibrator.write_calibration_cache(CACHE)
     assert calibrator.error is None
-    assert decide_cache(tmp_path / 'model.calib', source.dataset_sha256).data == CACHE
+    assert decide_cache(tmp_path / 'model.calib', source.dataset_sha256, TRT_VERSION).data == CACHE
     calibrator.release()
     calibrator.release()
     assert fake.live_allocations == 0
@@ -264,9 +268,33 @@ def test_a_reused_cache_is_not_rewritten(tmp_path, fake):
     contract = PreprocessContract(width=8, height=8)
     first = source_for(tmp_path, contract, count=2)
     write_trusted_cache(first.config.cache, CACHE, first.dataset_sha256)
-    source = CalibrationSource(first.config, contract, (1, 1, 8, 8))
+    source = CalibrationSource(first.config, contract, (1, 1, 8, 8), TRT_VERSION)
     _, _, calibrator = calibrator_for(source)
     assert calibrator.read_calibration_cache() == CACHE
     stamp = (tmp_path / 'model.calib').stat().st_mtime_ns
     calibrator.write_calibration_cache(CACHE)
     assert (tmp_path / 'model.calib').stat().st_mtime_ns == stamp and calibrator.error is None
+
+
+@pytest.mark.parametrize('first_line,version,reason', [
+    (b'TRT-8601-EntropyCalibration2', '10.3.0', 'written by TensorRT 8601'),
+    (b'TRT-100300-EntropyCalibration2', '10.3.1', 'this is TensorRT 10.3.1 (100301)'),
+    (b'TRT-100300-EntropyCalibration2', None, 'installed TensorRT version is unknown'),
+    (b'TRT-100300-MinMaxCalibration', '10.3.0', 'is not TRT-<version>-EntropyCalibration2'),
+    (b'not a cache', '10.3.0', 'is not TRT-<version>-EntropyCalibration2'),
+])
+def test_a_cache_from_another_tensorrt_is_never_trusted_but_calibrated_again(
+        tmp_path, caplog, first_line, version, reason):
+    cache = tmp_path / 'model.calib'
+    write_trusted_cache(cache, first_line + b'\nimage: 3c010a14\n', DIGEST)
+    with caplog.at_level(logging.WARNING, logger='gps_denied_inference.compiler.calibration'):
+        decision = decide_cache(cache, DIGEST, version)
+    assert not decision.reuse and decision.data is None
+    assert reason in decision.reason and 'calibrating again' in decision.reason
+    assert 'not trusted' in caplog.text
+
+
+def test_the_cache_version_number_follows_tensorrt_encoding():
+    assert tensorrt_cache_version('10.3.0') == '100300'
+    assert tensorrt_cache_version('10.3.0.26') == '100300'
+    assert tensorrt_cache_version('8.6.1') == '8601'

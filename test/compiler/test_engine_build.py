@@ -414,7 +414,8 @@ def test_trtexec_builds_with_the_configured_command_line(onnx_path, fake, tmp_pa
     argv = json.loads((trtexec_dir / 'argv.json').read_text())
     engine = tmp_path / 'model.engine'
     assert argv == [f'--onnx={onnx_path}', f'--saveEngine={engine}.tmp-{os.getpid()}',
-                    '--memPoolSize=workspace:512M', '--skipInference', '--fp16',
+                    '--memPoolSize=workspace:512M', '--skipInference', '--noTF32',
+                    '--profilingVerbosity=layer_names_only', '--fp16',
                     f'--timingCacheFile={tmp_path / "orin.timing"}']
     assert any(line.endswith('trtexec: [I] Engine built in 1.2 sec.') for line in lines)
     assert EngineGate().validate(engine, TRT) == manifest
@@ -428,8 +429,12 @@ def test_trtexec_builds_with_the_configured_command_line(onnx_path, fake, tmp_pa
      ['--fp16', '--minShapes=image:1x1x8x8', '--optShapes=image:1x1x16x16',
       '--maxShapes=image:1x1x32x32']),
     (make_qdq_onnx, {'precision': 'mixed', 'int8_source': 'qdq'}, ['--int8', '--fp16']),
-    (make_qdq_onnx, {'precision': 'int8', 'int8_source': 'qdq'}, ['--skipInference', '--int8']),
-    (make_onnx, {'precision': 'fp32'}, ['--memPoolSize=workspace:1024M', '--skipInference']),
+    (make_qdq_onnx, {'precision': 'int8', 'int8_source': 'qdq'},
+     ['--profilingVerbosity=layer_names_only', '--int8']),
+    (make_onnx, {'precision': 'fp32'}, ['--skipInference', '--noTF32',
+                                        '--profilingVerbosity=layer_names_only']),
+    (make_onnx, {'precision': 'fp32', 'tf32': True},
+     ['--skipInference', '--profilingVerbosity=layer_names_only']),
 ])
 def test_trtexec_gets_shapes_and_precision_flags(tmp_path, fake, trtexec_dir, make_model,
                                                  fields, tail):
@@ -516,3 +521,118 @@ def test_a_missing_trtexec_is_named(onnx_path, fake, tmp_path):
 def test_a_config_of_the_wrong_type_is_refused(onnx_path):
     with pytest.raises(EngineBuildError, match='BuildConfig'):
         trt_build.compile_engine(onnx_path, {'precision': 'fp16'})
+
+
+# -- what the review against the real sources found ------------------------------------------
+
+def plan_description(path):
+    """The JSON the fake builder writes after the plan header: flags and profiling."""
+    data = Path(path).read_bytes()
+    return json.loads(data[gpu.PLAN_HEADER_SIZE:].decode('utf-8'))
+
+
+@pytest.mark.parametrize('backend', ['builder', 'polygraphy', 'trtexec'])
+def test_plugins_are_registered_before_parsing_and_before_deserializing(
+        onnx_path, fake, tmp_path, trtexec_dir, reference_plan, backend):
+    write_trtexec(trtexec_dir, succeeding_body(reference_plan))
+    gpu.unload()  # a fresh tensorrt module: as in a new process, nothing registered yet
+    compile_quietly(onnx_path, config(tmp_path, backend=backend))
+    events = fake.events()
+    first = events.index('trt.init_libnvinfer_plugins')
+    for later in ('trt.OnnxParser', 'Runtime.deserialize_cuda_engine'):
+        assert all(i > first for i, e in enumerate(events) if e == later), later
+    assert 'Runtime.deserialize_cuda_engine' in events
+
+
+@pytest.mark.parametrize('tf32', [False, True])
+def test_builder_and_polygraphy_build_one_plan_from_one_config(tmp_path, fake, tf32):
+    plans = {}
+    for backend in ('builder', 'polygraphy'):
+        directory = tmp_path / backend
+        directory.mkdir()
+        model = make_onnx(directory / 'model.onnx')
+        manifest = compile_quietly(model, config(directory, backend=backend,
+                                                 precision='fp16', tf32=tf32))
+        plans[backend] = plan_description(directory / 'model.engine')
+        assert manifest.builder_flags == (('fp16', 'tf32') if tf32 else ('fp16',))
+        assert manifest.extra['tf32'] is tf32
+        assert manifest.extra['profiling_verbosity'] == 'layer_names_only'
+    assert plans['builder'] == plans['polygraphy']
+    assert ('TF32' in plans['builder']['flags']) is tf32
+    assert plans['builder']['profiling_verbosity'] == 'LAYER_NAMES_ONLY'
+
+
+def test_trtexec_records_the_flags_its_command_line_set(onnx_path, fake, tmp_path,
+                                                        trtexec_dir, reference_plan):
+    write_trtexec(trtexec_dir, succeeding_body(reference_plan))
+    manifest = compile_quietly(onnx_path, config(tmp_path, backend='trtexec', tf32=True))
+    argv = json.loads((trtexec_dir / 'argv.json').read_text())
+    assert '--noTF32' not in argv and manifest.builder_flags == ('fp16', 'tf32')
+
+
+def test_calibrated_int8_says_once_that_its_api_is_deprecated_and_warns_nothing(
+        onnx_path, fake, tmp_path):
+    import warnings
+    make_dataset(tmp_path / 'calib')
+    lines = []
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', DeprecationWarning)
+        for backend in ('builder', 'polygraphy'):
+            compile_quietly(onnx_path, calibration_config(tmp_path, backend=backend), lines)
+    notes = [line for line in lines if 'deprecated since TensorRT 10.1' in line]
+    assert len(notes) == 2  # one per build
+
+
+def test_trtexec_refuses_a_calibration_cache_from_another_tensorrt(onnx_path, fake, tmp_path,
+                                                                    trtexec_dir,
+                                                                    reference_plan):
+    make_dataset(tmp_path / 'calib')
+    write_trtexec(trtexec_dir, succeeding_body(reference_plan))
+    compile_quietly(onnx_path, calibration_config(tmp_path))  # a cache from this TensorRT
+    cache = tmp_path / 'model.calib'
+    from gps_denied_inference.compiler.calibration import write_trusted_cache
+    foreign = cache.read_bytes().replace(b'TRT-100300-', b'TRT-8601-', 1)
+    write_trusted_cache(cache, foreign, cache_dataset_path(cache).read_text().strip())
+    with pytest.raises(EngineBuildError, match='written by TensorRT 8601'):
+        compile_quietly(onnx_path, calibration_config(tmp_path, backend='trtexec'))
+    assert not (trtexec_dir / 'argv.json').exists()
+
+
+def test_a_foreign_calibration_cache_is_recalibrated_by_the_builder(onnx_path, fake,
+                                                                    tmp_path):
+    make_dataset(tmp_path / 'calib')
+    compile_quietly(onnx_path, calibration_config(tmp_path))
+    cache = tmp_path / 'model.calib'
+    from gps_denied_inference.compiler.calibration import write_trusted_cache
+    foreign = cache.read_bytes().replace(b'TRT-100300-', b'TRT-100200-', 1)
+    write_trusted_cache(cache, foreign, cache_dataset_path(cache).read_text().strip())
+    fake.calls.clear()
+    compile_quietly(onnx_path, calibration_config(tmp_path))
+    assert fake.events('calibration.') == ['calibration.batches']  # not cache_used
+    assert cache.read_bytes().startswith(b'TRT-100300-EntropyCalibration2\n')
+
+
+def test_dynamic_output_shapes_are_read_without_device_memory(tmp_path, fake):
+    model = make_dynamic_onnx(tmp_path / 'model.onnx')
+    compile_quietly(model, config(tmp_path, profiles=PROFILE))
+    assert [c.detail for c in fake.calls_of('ICudaEngine.create_execution_context')] == [
+        ('USER_MANAGED',)]
+
+
+def test_trtexec_is_found_where_jetpack_installs_it(tmp_path, monkeypatch):
+    monkeypatch.setenv('PATH', str(tmp_path / 'empty'))
+    jetpack = write_trtexec(tmp_path / 'usr-src-tensorrt-bin', '')
+    assert trt_build.find_trtexec('trtexec', str(jetpack)) == str(jetpack)
+    with pytest.raises(EngineBuildError, match='not found on PATH'):
+        trt_build.find_trtexec('trtexec', str(tmp_path / 'missing'))
+    with pytest.raises(EngineBuildError, match='not found on PATH'):
+        trt_build.find_trtexec('my-trtexec', str(jetpack))
+    assert trt_build.JETPACK_TRTEXEC == '/usr/src/tensorrt/bin/trtexec'
+
+
+def test_the_device_tree_model_names_the_device_in_the_manifest(onnx_path, fake, tmp_path):
+    proc = tmp_path / 'proc'
+    (proc / 'device-tree').mkdir(parents=True)
+    (proc / 'device-tree' / 'model').write_bytes(b'NVIDIA Jetson Orin NX Developer Kit\0')
+    manifest = compile_quietly(onnx_path, config(tmp_path), proc_root=proc)
+    assert manifest.device.name == 'NVIDIA Jetson Orin NX Developer Kit'

@@ -2,6 +2,7 @@
 
 `gpu.installed()` makes `import tensorrt`, `import pycuda.driver` and
 `from polygraphy.backend.trt import ...` load the modules in this directory (and records each
-import). The public names these modules define are checked against the real releases by
-test/test_tensorrt_api_names.py, so a fake cannot drift from the API it stands for.
+import). Every public member of every fake class is checked against the same class of the
+real release (api/*.json, parsed from TensorRT 10.3.0's and PyCUDA 2024.1.2's sources) by
+test/runtimes/test_tensorrt_api.py, so a fake cannot drift from the API it stands for.
 """

@@ -2,7 +2,9 @@
 
 Like the real driver, the fakes refuse CUDA work on a thread where no context is current
 ("invalid device context"), so a runtime that forgets to push the primary context in a
-callback thread fails here as it would on the drone.
+callback thread fails here as it would on the drone. Two stacks per thread are kept apart,
+as in reality: the CUDA driver's current-context stack (what CUDA calls see, and what dies
+with the thread) and PyCUDA's own context stack (what `Context.pop` consults).
 """
 
 from contextlib import contextmanager
@@ -60,11 +62,14 @@ class FakeGpu:
         self.memory: Dict[int, bytearray] = {}
         self.pinned: List[Any] = []
         self.retained = 0
+        self.leaked_detaches = 0
         self.build_delay_s = 0.0
+        self.plugins_registered = False  # per process, as libnvinfer_plugin's registry
         self.blocked: Set[str] = set()
         self._next_address = 0x7F0000000000
         self._lock = threading.Lock()
         self._stacks = threading.local()
+        self._driver_stacks: Dict[int, Tuple[threading.Thread, List[Any]]] = {}
 
     # -- recording and failure injection ---------------------------------------------------
     def record(self, event: str, *detail: Any) -> Any:
@@ -99,10 +104,29 @@ class FakeGpu:
 
     # -- contexts ------------------------------------------------------------------------------
     def stack(self) -> List[Any]:
-        """This thread's context stack."""
-        if not hasattr(self._stacks, 'items'):
-            self._stacks.items = []
-        return self._stacks.items
+        """This thread's CUDA driver current-context stack (top = current context)."""
+        if not hasattr(self._stacks, 'driver'):
+            self._stacks.driver = []
+            with self._lock:
+                self._driver_stacks[threading.get_ident()] = (threading.current_thread(),
+                                                             self._stacks.driver)
+        return self._stacks.driver
+
+    def pycuda_stack(self) -> List[Any]:
+        """This thread's PyCUDA context stack (boost thread_specific_ptr in the real one)."""
+        if not hasattr(self._stacks, 'pycuda'):
+            self._stacks.pycuda = []
+        return self._stacks.pycuda
+
+    def threads_with_a_current_context(self) -> List[str]:
+        """Names of live threads on which the driver still has a context current.
+
+        A thread's driver stack ends with the thread, as in CUDA, so ended threads count
+        as clean.
+        """
+        with self._lock:
+            return sorted(thread.name for thread, stack in self._driver_stacks.values()
+                          if stack and thread.is_alive())
 
     def require_context(self, operation: str) -> None:
         """Raise like the driver when no context is current on this thread."""
@@ -185,6 +209,9 @@ def unload() -> None:
     """Forget the fake modules already imported, so the next import loads (and logs) again."""
     for name in MODULE_FILES:
         sys.modules.pop(name, None)
+
+
+PLAN_HEADER_SIZE = 27
 
 
 def plan_header(version: Tuple[int, int, int]) -> bytes:

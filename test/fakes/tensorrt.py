@@ -3,13 +3,16 @@
 The fake "model" doubles its first input into every output, so a test can check that data
 really went H2D, through the bound addresses and back D2H. A serialized fake plan starts
 with a real plan header (magic, version 10.3.0 at offset 24) followed by JSON describing the
-engine. Every public name defined here must exist in the real tensorrt-cu12-bindings 10.3.0
-(test/test_tensorrt_api_names.py); helpers are private.
+engine. Every public member of every class here must exist on the same class of the real
+TensorRT 10.3 Python API, with the same argument names where the test knows them
+(test/runtimes/test_tensorrt_api.py); helpers are private.
 """
 
+import array
 import enum
 import json
 import time
+import warnings
 import zlib
 
 import numpy as np
@@ -24,6 +27,22 @@ _NP = {'FLOAT': np.float32, 'HALF': np.float16, 'INT8': np.int8, 'INT32': np.int
        'INT64': np.int64, 'BOOL': np.bool_, 'UINT8': np.uint8}
 
 
+class _Bound(type):
+    """pybind11's rule for Python subclasses of a bound class: the base __init__ must run."""
+
+    def __call__(cls, *args, **kwargs):
+        instance = super().__call__(*args, **kwargs)
+        if not instance.__dict__.get('_base_initialised', False):
+            raise TypeError(f'{cls.__name__}.__init__() must be called when overriding '
+                            '__init__')
+        return instance
+
+
+def _deprecated(what):
+    """What the real bindings do on every call of a deprecated member (utils.cpp)."""
+    warnings.warn(f'Use {what} instead.', DeprecationWarning, stacklevel=3)
+
+
 class DataType(enum.IntEnum):
     FLOAT = 0
     HALF = 1
@@ -31,7 +50,10 @@ class DataType(enum.IntEnum):
     INT32 = 3
     BOOL = 4
     UINT8 = 5
-    INT64 = 6
+    FP8 = 6
+    BF16 = 7
+    INT64 = 8
+    INT4 = 9
 
 
 class TensorIOMode(enum.IntEnum):
@@ -47,10 +69,34 @@ class MemoryPoolType(enum.IntEnum):
 class BuilderFlag(enum.IntEnum):
     FP16 = 0
     INT8 = 1
+    TF32 = 7
+
+
+class ProfilingVerbosity(enum.IntEnum):
+    LAYER_NAMES_ONLY = 0
+    NONE = 1
+    DETAILED = 2
+
+
+class ExecutionContextAllocationStrategy(enum.IntEnum):
+    STATIC = 0
+    ON_PROFILE_CHANGE = 1
+    USER_MANAGED = 2
 
 
 def nptype(trt_type):
-    return _NP[DataType(trt_type).name]
+    name = DataType(trt_type).name
+    if name not in _NP:
+        raise TypeError('Could not resolve TensorRT datatype to an equivalent numpy datatype.')
+    return _NP[name]
+
+
+def init_libnvinfer_plugins(logger, namespace):
+    _gpu.active().record('trt.init_libnvinfer_plugins', namespace)
+    if not isinstance(logger, ILogger):
+        raise TypeError('init_libnvinfer_plugins(): incompatible function arguments')
+    _gpu.active().plugins_registered = True
+    return True
 
 
 def _data_type(dtype_name):
@@ -60,7 +106,7 @@ def _data_type(dtype_name):
     raise TypeError(f'no TensorRT type for {dtype_name}')
 
 
-class ILogger:
+class ILogger(metaclass=_Bound):
     class Severity(enum.IntEnum):
         INTERNAL_ERROR = 0
         ERROR = 1
@@ -69,7 +115,7 @@ class ILogger:
         VERBOSE = 4
 
     def __init__(self):
-        pass
+        self._base_initialised = True
 
     def log(self, severity, msg):
         raise NotImplementedError
@@ -101,6 +147,7 @@ class INetworkDefinition:
     def __init__(self):
         self._inputs = []
         self._outputs = []
+        self._plugins = []
 
     @property
     def num_inputs(self):
@@ -110,7 +157,7 @@ class INetworkDefinition:
         return self._inputs[index]
 
 
-class _ParserError:
+class ParserError:
     def __init__(self, text):
         self._text = text
 
@@ -133,13 +180,19 @@ class OnnxParser:
 
     def parse_from_file(self, model):
         if _gpu.active().record('OnnxParser.parse_from_file', model) is _gpu.SOFT:
-            self._errors = [_ParserError('In node 0 (importConv): UNSUPPORTED_NODE: injected')]
+            self._errors = [ParserError('In node 0 (importConv): UNSUPPORTED_NODE: injected')]
             return False
         import onnx
         from onnx import helper
 
         graph = onnx.load(model, load_external_data=False).graph
         initializers = {t.name for t in graph.initializer}
+        plugins = sorted({n.op_type for n in graph.node if n.op_type.endswith('_TRT')})
+        if plugins and not _gpu.active().plugins_registered:
+            self._errors = [ParserError(f'In node 0: UNSUPPORTED_NODE: no importer for '
+                                        f'{plugins[0]} (plugin not registered)')]
+            return False
+        self._network._plugins = plugins
 
         def tensor(value):
             tensor_type = value.type.tensor_type
@@ -171,20 +224,66 @@ class ITimingCache:
         return IHostMemory(self._data)
 
 
-class IHostMemory(bytes):
+class IHostMemory(array.array):
+    """A buffer (memoryview, bytes() and file writes work), not bytes: no len, no slicing."""
+
+    def __new__(cls, data):
+        return super().__new__(cls, 'B', bytes(data))
+
     @property
     def nbytes(self):
-        return len(self)
+        return memoryview(self).nbytes
+
+    @property
+    def dtype(self):
+        return DataType.UINT8
+
+    def __len__(self):
+        raise TypeError("object of type 'tensorrt.IHostMemory' has no len()")
+
+    def __getitem__(self, index):
+        raise TypeError("'tensorrt.IHostMemory' object is not subscriptable")
+
+    def __iter__(self):
+        raise TypeError("'tensorrt.IHostMemory' object is not iterable")
+
+    def __add__(self, other):
+        raise TypeError('unsupported operand type(s) for +: tensorrt.IHostMemory')
+
+    def __eq__(self, other):
+        return NotImplemented
+
+    __hash__ = None
 
 
 class IBuilderConfig:
     def __init__(self):
-        self._flags = set()
+        self._flags = {BuilderFlag.TF32}  # TensorRT's default: TF32 on
         self._pools = {}
         self._profiles = []
         self._calibration_profile = None
         self._timing_cache = None
-        self.int8_calibrator = None
+        self._int8_calibrator = None
+        self.profiling_verbosity = ProfilingVerbosity.LAYER_NAMES_ONLY
+
+    @property
+    def int8_calibrator(self):
+        _deprecated('Deprecated in TensorRT 10.1. Superseded by explicit quantization.')
+        return self._int8_calibrator
+
+    @int8_calibrator.setter
+    def int8_calibrator(self, calibrator):
+        _deprecated('Deprecated in TensorRT 10.1. Superseded by explicit quantization.')
+        if calibrator is not None and not isinstance(calibrator, IInt8Calibrator):
+            raise TypeError('int8_calibrator: incompatible function arguments')
+        self._int8_calibrator = calibrator
+
+    def clear_flag(self, flag):
+        _gpu.active().record('IBuilderConfig.clear_flag', BuilderFlag(flag).name)
+        self._flags.discard(BuilderFlag(flag))
+
+    def get_flag(self, flag):
+        return BuilderFlag(flag) in self._flags
 
     def set_memory_pool_limit(self, pool, pool_size):
         _gpu.active().record('IBuilderConfig.set_memory_pool_limit', pool, pool_size)
@@ -199,6 +298,7 @@ class IBuilderConfig:
         return len(self._profiles) - 1
 
     def set_calibration_profile(self, profile):
+        _deprecated('Deprecated in TensorRT 10.1. Superseded by explicit quantization.')
         self._calibration_profile = profile
         return True
 
@@ -250,12 +350,14 @@ class Builder:
                     return None
                 entry['profile'] = [list(s) for s in profile[tensor.name]]
             tensors.append(entry)
-        if BuilderFlag.INT8 in config._flags and config.int8_calibrator is not None:
-            self._calibrate(network, config.int8_calibrator)
+        if BuilderFlag.INT8 in config._flags and config._int8_calibrator is not None:
+            self._calibrate(network, config._int8_calibrator)
         if config._timing_cache is not None:
             config._timing_cache._data += b'tactic\n'
         payload = json.dumps({'tensors': tensors, 'device_memory': _DEVICE_MEMORY,
-                              'flags': sorted(f.name for f in config._flags)})
+                              'flags': sorted(f.name for f in config._flags),
+                              'plugins': network._plugins,
+                              'profiling_verbosity': config.profiling_verbosity.name})
         return IHostMemory(_gpu.plan_header(_VERSION) + payload.encode('utf-8'))
 
     def _calibrate(self, network, calibrator):
@@ -278,9 +380,9 @@ class Builder:
             f'TRT-100300-EntropyCalibration2\n{names[0]}: {checksum:08x} x{batches}\n'.encode())
 
 
-class IInt8EntropyCalibrator2:
+class IInt8Calibrator(metaclass=_Bound):
     def __init__(self):
-        pass
+        self._base_initialised = True
 
     def get_batch_size(self):
         raise NotImplementedError
@@ -293,6 +395,11 @@ class IInt8EntropyCalibrator2:
 
     def write_calibration_cache(self, cache):
         raise NotImplementedError
+
+
+class IInt8EntropyCalibrator2(IInt8Calibrator):
+    def __init__(self):
+        super().__init__()
 
 
 class Runtime:
@@ -311,6 +418,10 @@ class Runtime:
             description = json.loads(data[27:].decode('utf-8'))
         except ValueError:
             self._logger.log(Logger.ERROR, 'fake runtime: corrupt plan')
+            return None
+        if description.get('plugins') and not _gpu.active().plugins_registered:
+            self._logger.log(Logger.ERROR, f'getPluginCreator could not find plugin '
+                                           f'{description["plugins"][0]}')
             return None
         return ICudaEngine(description)
 
@@ -350,8 +461,9 @@ class ICudaEngine:
             raise ValueError(f'no profile {profile_index} for {name}')
         return [tuple(s) for s in profile]
 
-    def create_execution_context(self):
-        outcome = _gpu.active().record('ICudaEngine.create_execution_context')
+    def create_execution_context(self, strategy=ExecutionContextAllocationStrategy.STATIC):
+        strategy = ExecutionContextAllocationStrategy(strategy)
+        outcome = _gpu.active().record('ICudaEngine.create_execution_context', strategy.name)
         _gpu.active().require_context('createExecutionContext')
         if outcome is _gpu.SOFT:
             return None
@@ -385,6 +497,20 @@ class IExecutionContext:
             return tuple(tensor['shape'])
         first = next(t for t in self._engine._tensors.values() if t['mode'] == 'input')
         return self._shapes.get(first['name'], tuple(tensor['shape']))
+
+    def infer_shapes(self):
+        return [name for name, tensor in self._engine._tensors.items()
+                if tensor['mode'] == 'input' and -1 in tensor['shape']
+                and name not in self._shapes]
+
+    def get_max_output_size(self, name):
+        tensor = self._engine._tensors.get(name)
+        if tensor is None or tensor['mode'] != 'output':
+            return -1
+        shape = self.get_tensor_shape(name)
+        if -1 in shape:
+            return -1
+        return int(np.prod(shape)) * np.dtype(nptype(tensor['dtype'])).itemsize
 
     def set_tensor_address(self, name, memory):
         if _gpu.active().record('IExecutionContext.set_tensor_address', name,

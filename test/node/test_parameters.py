@@ -31,6 +31,7 @@ def test_defaults_and_relative_paths():
     assert model.providers == ('CPUExecutionProvider',)
     assert model.sha256 is None
     assert config.runtime.gpu_memory_budget_bytes == 4 * GIB
+    assert config.runtime.cuda_context_overhead_bytes == 512 << 20
     assert config.runtime.host_memory_budget_bytes == 3 * GIB // 2
     assert config.input_qos == 'sensor_data'
     assert config.thermal.root == '/sys/class/thermal'
@@ -67,6 +68,8 @@ def test_runtime_defaults_to_tensorrt():
     ({'corners.engine_path': 7}, 'corners.engine_path'),
     ({'corners.engine_path': 'x.onnx', 'model_dir': ''}, 'corners.engine_path'),
     ({'gpu_memory_budget_bytes': -1}, 'gpu_memory_budget_bytes'),
+    ({'cuda_context_overhead_bytes': -1}, 'cuda_context_overhead_bytes'),
+    ({'cuda_context_overhead_bytes': 1.5}, 'cuda_context_overhead_bytes'),
     ({'host_memory_budget_bytes': 0}, 'host_memory_budget_bytes'),
     ({'gpu_memory_budget_bytes': '4G'}, 'gpu_memory_budget_bytes'),
     ({'gpu_memory_budget_bytes': 4.0e9}, 'gpu_memory_budget_bytes'),

@@ -158,3 +158,16 @@ def test_the_gate_expectation_is_refused_without_a_known_gpu(tmp_path, monkeypat
     with pytest.raises(RuntimeUnavailableError, match='compute capability'):
         device_probe.tensorrt_gate_expectation(**jetson(tmp_path),
                                                nvidia_smi=(str(tmp_path / 'absent'),))
+
+
+def test_the_gate_expectation_names_the_board_so_orins_are_told_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_probe, 'installed_tensorrt_version', lambda: '10.3.0')
+    roots = jetson(tmp_path, chip_id='35\n', model='NVIDIA Jetson Orin NX Developer Kit')
+    expected = device_probe.tensorrt_gate_expectation(**roots)
+    assert expected.compute_capability == '8.7'
+    assert expected.device_name == 'NVIDIA Jetson Orin NX Developer Kit'
+
+
+def test_jetpack_6_2_1_is_known_by_both_of_its_l4t_releases():
+    assert device_probe.JETPACK_FOR_L4T['36.4.7'] == '6.2.1'
+    assert device_probe.JETPACK_FOR_L4T['36.4.4'] == '6.2.1'

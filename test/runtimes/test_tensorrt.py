@@ -35,7 +35,7 @@ from gps_denied_inference.resources.thermal import (
     ThermalZoneReader,
 )
 from gps_denied_inference.runtimes.protocol import build_inference_runtime
-from gps_denied_inference.runtimes.settings import RuntimeConfig
+from gps_denied_inference.runtimes.settings import CUDA_CONTEXT_OVERHEAD_BYTES, RuntimeConfig
 from gps_denied_inference.runtimes.tensorrt import TensorrtHandle, TensorrtRuntime
 
 GIB = 1 << 30
@@ -123,7 +123,8 @@ def test_budget_refusal_comes_before_any_load_and_changes_nothing(engine, fake):
     budget.reserve('other:weights', MemoryNeed(gpu_bytes=60))
     with pytest.raises(OutOfMemoryError) as info:
         make_runtime(budget).deserialize_engine('model', str(engine), TRT)
-    assert info.value.pool == 'GPU' and info.value.name == 'model:weights'
+    assert info.value.pool == 'GPU'
+    assert info.value.name == 'model:weights+model:plan-copy+cuda-context'
     assert fake.events() == ['gate.admit']
     assert budget.gpu.reservations() == {'other:weights': 60}
     assert budget.host.reservations() == {}
@@ -133,7 +134,9 @@ def test_load_reserves_the_manifest_weights_on_the_gpu(engine, fake):
     budget = MemoryBudget(GIB, GIB)
     runtime = make_runtime(budget)
     handle = runtime.deserialize_engine('model', str(engine), TRT)
-    assert budget.gpu.reservations() == {'model:weights': handle.manifest.memory.weights_bytes}
+    assert budget.gpu.reservations() == {'model:weights': handle.manifest.memory.weights_bytes,
+                                         'cuda-context': CUDA_CONTEXT_OVERHEAD_BYTES}
+    assert budget.host.reservations() == {}  # the plan's host copy only while deserializing
     assert handle.manifest.memory.weights_bytes == engine.stat().st_size
     assert handle.on_gpu and not handle.is_released and handle.name == 'model'
 
@@ -260,7 +263,7 @@ def test_prepare_reserves_allocates_binds_and_warms_up_once(engine, fake):
     ('cuda.memcpy_htod_async', False, 0),
     ('IExecutionContext.execute_async_v3', True, 0),
     ('cuda.memcpy_dtoh_async', False, 0),
-    ('Stream.synchronize', False, 0),
+    ('Event.synchronize', False, 0),
 ])
 def test_a_prepare_failure_at_any_stage_frees_what_was_allocated(engine, fake, event, soft,
                                                                   after):
@@ -280,7 +283,7 @@ def test_a_prepare_failure_at_any_stage_frees_what_was_allocated(engine, fake, e
 
 
 def test_prepare_is_refused_by_the_budget_before_any_allocation(engine, fake):
-    budget = MemoryBudget(GIB, 100)
+    budget = MemoryBudget(GIB, engine.stat().st_size + 100)
     runtime = make_runtime(budget)
     handle = runtime.deserialize_engine('model', str(engine), TRT)
     fake.calls.clear()
@@ -288,7 +291,7 @@ def test_prepare_is_refused_by_the_budget_before_any_allocation(engine, fake):
         runtime.prepare_execution(handle)
     assert info.value.pool == 'host' and info.value.name == 'model:execution'
     assert fake.events() == []
-    assert list(budget.gpu.reservations()) == ['model:weights']
+    assert list(budget.gpu.reservations()) == ['model:weights', 'cuda-context']
 
 
 # -- infer -----------------------------------------------------------------------------------
@@ -300,7 +303,7 @@ def test_infer_copies_in_enqueues_copies_out_and_synchronizes_in_order(engine, f
     outputs = runtime.infer(handle, {'image': data})
     assert fake.events() == ['Context.push', 'cuda.memcpy_htod_async',
                              'IExecutionContext.execute_async_v3', 'cuda.memcpy_dtoh_async',
-                             'Stream.synchronize', 'Context.pop']
+                             'Event.record', 'Event.synchronize', 'Context.pop']
     assert fake.calls_of('IExecutionContext.execute_async_v3')[0].detail == (
         handle.stream.handle,)
     assert np.array_equal(outputs['doubled'], data * 2)
@@ -368,7 +371,7 @@ def test_the_fake_driver_refuses_cuda_work_on_a_thread_without_a_context(engine,
     ('IExecutionContext.execute_async_v3', False),
     ('IExecutionContext.execute_async_v3', True),
     ('cuda.memcpy_dtoh_async', False),
-    ('Stream.synchronize', False),
+    ('Event.synchronize', False),
     ('Context.push', False),
 ])
 def test_third_party_failures_become_inference_errors_with_the_cause(engine, fake, event,
@@ -525,3 +528,138 @@ def test_the_module_imports_without_tensorrt_or_pycuda():
             'print(bad); sys.exit(1 if bad else 0)')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- what the review against the real sources found ------------------------------------------
+
+def test_plugins_are_registered_before_the_engine_is_deserialized(engine, fake):
+    gpu.unload()  # a fresh tensorrt module, as in a new process
+    make_runtime().deserialize_engine('model', str(engine), TRT)
+    events = fake.events('trt.init_libnvinfer_plugins', 'Runtime.deserialize_cuda_engine')
+    assert events == ['trt.init_libnvinfer_plugins', 'Runtime.deserialize_cuda_engine']
+
+
+def test_an_output_larger_than_its_buffer_is_refused_before_anything_is_enqueued(tmp_path,
+                                                                                  fake):
+    from gps_denied_inference.compiler.build_config import build_config_from_dict
+    profile = {'min': [1, 1, 8, 8], 'opt': [1, 1, 16, 16], 'max': [1, 1, 32, 32]}
+    path = build_engine(tmp_path, dynamic=True,
+                        config=build_config_from_dict({'profiles': {'image': profile}}))
+    runtime, handle = loaded(path)
+    real_shape = handle.context.get_tensor_shape
+    handle.context.get_tensor_shape = lambda name: (
+        (1, 1, 64, 64) if name == 'doubled' else real_shape(name))
+    fake.calls.clear()
+    with pytest.raises(InferenceError, match='nothing was enqueued'):
+        runtime.infer(handle, {'image': image(shape=(1, 1, 16, 16))})
+    assert fake.events('cuda.memcpy', 'IExecutionContext.execute_async_v3') == []
+
+
+def test_the_wait_is_on_a_blocking_sync_event_not_a_spinning_stream_sync(engine, fake):
+    runtime, handle = loaded(engine)
+    import pycuda.driver as cuda
+    assert [c.detail for c in fake.calls_of('cuda.Event')] == [
+        (int(cuda.event_flags.BLOCKING_SYNC),)]
+    fake.calls.clear()
+    runtime.infer(handle, {'image': image()})
+    assert fake.events('Stream.synchronize') == []
+    assert fake.calls_of('Event.synchronize')[0].detail == (int(cuda.event_flags.BLOCKING_SYNC),)
+
+
+def test_the_cuda_context_is_budgeted_once_while_any_engine_is_loaded(tmp_path, fake):
+    first, second = build_engine(tmp_path, 'first'), build_engine(tmp_path, 'second')
+    budget = MemoryBudget(GIB, GIB)
+    runtime = TensorrtRuntime(config=RuntimeConfig(cuda_context_overhead_bytes=1000),
+                              budget=budget, gate=RecordingGate())
+    one = runtime.deserialize_engine('first', str(first), TRT)
+    two = runtime.deserialize_engine('second', str(second), TRT)
+    assert budget.gpu.reservations()['cuda-context'] == 1000
+    assert sorted(budget.gpu.reservations()) == ['cuda-context', 'first:weights',
+                                                 'second:weights']
+    runtime.release_engine(one)
+    assert 'cuda-context' in budget.gpu.reservations()
+    runtime.release_engine(two)
+    assert budget.is_empty()
+
+
+def test_the_context_overhead_and_the_plan_copy_can_refuse_a_load(engine, fake):
+    size = engine.stat().st_size
+    budget = MemoryBudget(size + 999, GIB)
+    runtime = TensorrtRuntime(config=RuntimeConfig(cuda_context_overhead_bytes=1000),
+                              budget=budget, gate=RecordingGate())
+    with pytest.raises(OutOfMemoryError, match='cuda-context'):
+        runtime.deserialize_engine('model', str(engine), TRT)
+    budget = MemoryBudget(GIB, size - 1)
+    runtime = TensorrtRuntime(config=RuntimeConfig(), budget=budget, gate=RecordingGate())
+    with pytest.raises(OutOfMemoryError, match='plan-copy') as info:
+        runtime.deserialize_engine('model', str(engine), TRT)
+    assert info.value.pool == 'host'
+    assert fake.events('import', 'trt.', 'Runtime.') == [] and budget.is_empty()
+
+
+def test_a_failed_load_gives_back_the_context_reservation(engine, fake):
+    budget = MemoryBudget(GIB, GIB)
+    fake.fail('Runtime.deserialize_cuda_engine', soft=True)
+    with pytest.raises(EngineLoadError):
+        make_runtime(budget).deserialize_engine('model', str(engine), TRT)
+    assert budget.is_empty() and fake.retained == 0
+
+
+def test_runtimes_sharing_a_budget_reserve_the_one_cuda_context_once(tmp_path, fake):
+    first, second = build_engine(tmp_path, 'first'), build_engine(tmp_path, 'second')
+    budget = MemoryBudget(GIB, GIB)
+    runtimes = [make_runtime(budget), make_runtime(budget)]  # the core makes one per model
+    one = runtimes[0].deserialize_engine('first', str(first), TRT)
+    two = runtimes[1].deserialize_engine('second', str(second), TRT)
+    assert list(budget.gpu.reservations()).count('cuda-context') == 1
+    runtimes[0].release_engine(one)
+    assert 'cuda-context' in budget.gpu.reservations()
+    runtimes[1].release_engine(two)
+    assert budget.is_empty()
+
+
+def make_plugin_onnx(path):
+    """`image` -> `doubled` through a node TensorRT implements as a plugin (`*_TRT`)."""
+    import onnx
+    from onnx import helper, TensorProto
+
+    graph = helper.make_graph(
+        [helper.make_node('Double_TRT', ['image'], ['doubled'])], 'plugin',
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 1, 16, 16])],
+        [helper.make_tensor_value_info('doubled', TensorProto.FLOAT, [1, 1, 16, 16])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_engine_that_needs_a_plugin_builds_and_loads_in_a_fresh_process(tmp_path, fake):
+    from gps_denied_inference.compiler.build_config import BuildConfig
+    from gps_denied_inference.compiler.engine_build import compile_engine
+    for backend in ('builder', 'polygraphy'):
+        onnx_path = make_plugin_onnx(tmp_path / f'{backend}.onnx')
+        compile_engine(onnx_path, BuildConfig(backend=backend), progress=lambda line: None)
+        fake.plugins_registered = False  # the drone's process: nothing registered yet
+        gpu.unload()
+        runtime, handle = loaded(tmp_path / f'{backend}.engine', name=backend)
+        assert np.array_equal(runtime.infer(handle, {'image': image(1.0)})['doubled'],
+                              image(2.0))
+        runtime.release_engine(handle)
+
+
+def test_without_plugin_registration_a_plugin_engine_neither_builds_nor_loads(
+        tmp_path, fake, monkeypatch):
+    from gps_denied_inference.compiler.build_config import BuildConfig
+    from gps_denied_inference.compiler.engine_build import compile_engine
+    from gps_denied_inference.errors import EngineBuildError
+    onnx_path = make_plugin_onnx(tmp_path / 'model.onnx')
+    compile_engine(onnx_path, BuildConfig(backend='polygraphy'), progress=lambda line: None)
+    fake.plugins_registered = False
+    for module in ('compiler.engine_build', 'runtimes.tensorrt'):
+        monkeypatch.setattr(f'gps_denied_inference.{module}.register_tensorrt_plugins',
+                            lambda trt: None)
+    with pytest.raises(EngineLoadError, match='could not deserialize'):
+        make_runtime().deserialize_engine('model', str(tmp_path / 'model.engine'), TRT)
+    with pytest.raises(EngineBuildError, match='plugin not registered'):
+        compile_engine(onnx_path, BuildConfig(output=str(tmp_path / 'other.engine')),
+                       progress=lambda line: None)

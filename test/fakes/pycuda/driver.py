@@ -1,8 +1,12 @@
 """Fake pycuda.driver (PyCUDA 2024.1.2): contexts per thread, device memory as bytearrays.
 
-Every public name defined here must exist in the real PyCUDA sources (checked by
-test/test_tensorrt_api_names.py); helpers are private.
+Every public member of every class here must exist on the same class of the real PyCUDA
+2024.1.2, with the same argument names (test/runtimes/test_tensorrt_api.py); helpers are
+private.
 """
+
+import enum
+import threading as _threading
 
 import numpy as np
 
@@ -22,32 +26,71 @@ def init(flags=0):
 
 
 class Context:
-    """A reference to the device's primary context."""
+    """A retained reference to the device's primary context, with PyCUDA's real rules.
+
+    As in PyCUDA 2024.1.2 (src/cpp/cuda.hpp, class context / primary_context): `push`
+    switches the driver's current context and records it on PyCUDA's per-thread stack; `pop`
+    pops the driver only while PyCUDA's stack is non-empty. `detach` releases the retain
+    (cuDevicePrimaryCtxRelease, which never pops the driver stack) only when this context is
+    PyCUDA-current on the calling thread, or when called on the thread that retained it
+    (then it pushes the context first and leaves it current); on any other thread it does
+    nothing and the retain leaks. A second detach raises.
+    """
 
     def __init__(self, device):
         self._device = device
-        self._detached = False
+        self._thread = _threading.get_ident()
+        self._valid = True
 
     def push(self):
-        _gpu.active().record('Context.push')
-        if self._detached:
+        gpu = _gpu.active()
+        gpu.record('Context.push')
+        if not self._valid:
             raise LogicError('cuCtxPushCurrent failed: invalid context')
-        _gpu.active().stack().append(self)
+        if gpu.pycuda_stack():
+            gpu.stack().pop()
+        gpu.stack().append(self)
+        gpu.pycuda_stack().append(self)
 
     @staticmethod
     def pop():
-        _gpu.active().record('Context.pop')
-        stack = _gpu.active().stack()
+        gpu = _gpu.active()
+        gpu.record('Context.pop')
+        stack = gpu.pycuda_stack()
+        if stack and gpu.stack():
+            gpu.stack().pop()
         if not stack:
-            raise LogicError('cuCtxPopCurrent failed: invalid context')
+            raise LogicError('context::pop failed: cannot pop non-current context')
         stack.pop()
+        current = Context._current()
+        if current is not None:
+            gpu.stack().append(current)
 
     def detach(self):
-        _gpu.active().record('Context.detach')
-        if self._detached:
-            raise LogicError('cuDevicePrimaryCtxRelease failed: context already detached')
-        self._detached = True
-        _gpu.active().retained -= 1
+        gpu = _gpu.active()
+        gpu.record('Context.detach')
+        if not self._valid:
+            raise LogicError('context::detach failed: cannot detach from invalid context')
+        active = Context._current() is self
+        if active:
+            gpu.retained -= 1
+        elif self._thread == _threading.get_ident():
+            gpu.stack().append(self)
+            gpu.retained -= 1
+        else:
+            gpu.leaked_detaches += 1
+        self._valid = False
+        if active:
+            current = Context._current()
+            if current is not None:
+                gpu.stack().append(current)
+
+    @staticmethod
+    def _current():
+        stack = _gpu.active().pycuda_stack()
+        while stack and not stack[-1]._valid:
+            stack.pop()
+        return stack[-1] if stack else None
 
 
 class Device:
@@ -70,13 +113,41 @@ class Device:
         return Context(self)
 
 
+class event_flags(enum.IntEnum):  # noqa: N801 - PyCUDA's name
+    DEFAULT = 0
+    BLOCKING_SYNC = 1
+    DISABLE_TIMING = 2
+    INTERPROCESS = 4
+
+
+class Event:
+    """A CUDA event; recorded work completes at once in the fake."""
+
+    def __init__(self, flags=0):
+        _gpu.active().record('cuda.Event', int(flags))
+        _gpu.active().require_context('cuEventCreate')
+        self._flags = int(flags)
+
+    def record(self, stream=None):
+        _check_stream(stream)
+        _gpu.active().record('Event.record')
+        _gpu.active().require_context('cuEventRecord')
+        return self
+
+    def synchronize(self):
+        if _gpu.active().record('Event.synchronize', self._flags) is _gpu.SOFT:
+            return self
+        _gpu.active().require_context('cuEventSynchronize')
+        return self
+
+
 class Stream:
     """A CUDA stream; copies and launches on it complete at once in the fake."""
 
     _count = 0
 
     def __init__(self, flags=0):
-        _gpu.active().record('cuda.Stream')
+        _gpu.active().record('cuda.Stream', int(flags))
         _gpu.active().require_context('cuStreamCreate')
         Stream._count += 1
         self._handle = 0x5000 + Stream._count
@@ -109,9 +180,11 @@ class DeviceAllocation:
         del _gpu.active().memory[self._address]
 
 
-def mem_alloc(nbytes):
+def mem_alloc(nbytes, /):
     _gpu.active().record('cuda.mem_alloc', nbytes)
     _gpu.active().require_context('cuMemAlloc')
+    if nbytes <= 0:
+        raise LogicError('cuMemAlloc failed: invalid argument')
     return DeviceAllocation(_gpu.active().allocate(nbytes), nbytes)
 
 
@@ -133,25 +206,44 @@ def memcpy_htod(dest, src):
 
 
 def memcpy_htod_async(dest, src, stream=None):
+    _check_stream(stream)
     _gpu.active().record('cuda.memcpy_htod_async', _address(dest))
     _copy_in(dest, src, 'cuMemcpyHtoDAsync')
 
 
 def memcpy_dtoh_async(dest, src, stream=None):
+    _check_stream(stream)
     _gpu.active().record('cuda.memcpy_dtoh_async', _address(src))
     _gpu.active().require_context('cuMemcpyDtoHAsync')
     block, offset = _gpu.active().find(_address(src))
-    view = np.asarray(dest)
+    view = _contiguous(dest, writable=True)
     if offset + view.nbytes > len(block):
         raise LogicError('cuMemcpyDtoHAsync failed: copy past the end of the allocation')
     view.reshape(-1).view(np.uint8)[:] = np.frombuffer(
         bytes(block[offset:offset + view.nbytes]), dtype=np.uint8)
 
 
+def _check_stream(stream):
+    """Like PYCUDA_PARSE_STREAM_PY: None (stream 0) or a Stream, nothing else."""
+    if stream is not None and not isinstance(stream, Stream):
+        raise TypeError(f'stream must be a pycuda.driver.Stream or None, got '
+                        f'{type(stream).__name__}')
+
+
+def _contiguous(array, writable=False):
+    """Like PyCUDA's buffer request (PyBUF_ANY_CONTIGUOUS): no copy is made for you."""
+    view = memoryview(array)
+    if not (view.c_contiguous or view.f_contiguous):
+        raise BufferError('ndarray is not contiguous')
+    if writable and view.readonly:
+        raise BufferError('buffer is not writable')
+    return np.asarray(array)
+
+
 def _copy_in(dest, src, operation):
     _gpu.active().require_context(operation)
     block, offset = _gpu.active().find(_address(dest))
-    data = np.ascontiguousarray(src).tobytes()
+    data = _contiguous(src).tobytes()
     if offset + len(data) > len(block):
         raise LogicError(f'{operation} failed: copy past the end of the allocation')
     block[offset:offset + len(data)] = data

@@ -16,10 +16,14 @@ class Profile(dict):
 
 
 class CreateConfig:
-    def __init__(self, fp16=None, int8=None, calibrator=None, profiles=None,
-                 memory_pool_limits=None, load_timing_cache=None):
+    """Polygraphy's defaults included: TF32 off unless asked, DETAILED profiling unless set."""
+
+    def __init__(self, tf32=None, fp16=None, int8=None, calibrator=None, profiles=None,
+                 profiling_verbosity=None, memory_pool_limits=None, load_timing_cache=None):
         _gpu.active().record('polygraphy.CreateConfig', bool(fp16), bool(int8),
                              calibrator is not None, load_timing_cache)
+        self._tf32 = bool(tf32)
+        self._profiling_verbosity = profiling_verbosity
         self._fp16 = fp16
         self._int8 = int8
         self._calibrator = calibrator
@@ -28,6 +32,13 @@ class CreateConfig:
 
     def __call__(self, builder, network):
         config = builder.create_builder_config()
+        config.profiling_verbosity = (_trt.ProfilingVerbosity.DETAILED
+                                      if self._profiling_verbosity is None
+                                      else self._profiling_verbosity)
+        if self._tf32:
+            config.set_flag(_trt.BuilderFlag.TF32)
+        else:
+            config.clear_flag(_trt.BuilderFlag.TF32)
         for pool, size in self._memory_pool_limits.items():
             config.set_memory_pool_limit(pool, size)
         if self._fp16:
@@ -49,6 +60,7 @@ class NetworkFromOnnxPath:
 
     def __call__(self):
         logger = _trt.Logger(_trt.Logger.WARNING)
+        _trt.init_libnvinfer_plugins(logger, '')
         builder = _trt.Builder(logger)
         network = builder.create_network(0)
         parser = _trt.OnnxParser(network, logger)
@@ -69,4 +81,4 @@ class EngineBytesFromNetwork:
         engine = builder.build_serialized_network(network, self._config(builder, network))
         if engine is None:
             raise RuntimeError('Invalid Engine. Please ensure the engine was built correctly')
-        return bytes(engine)
+        return engine
