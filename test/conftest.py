@@ -11,6 +11,24 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 
+@pytest.fixture(scope='session', autouse=os.environ.get('GDI_HUMBLE_LIFECYCLE') == '1')
+def humble_lifecycle_everywhere():
+    """`make test-humble` (GDI_HUMBLE_LIFECYCLE=1): the whole suite transitions as on Humble."""
+    from humble_lifecycle import humble_change_state
+
+    with humble_change_state():
+        yield
+
+
+@pytest.fixture
+def humble_lifecycle():
+    """This test's lifecycle nodes transition as on Humble (test/humble_lifecycle.py)."""
+    from humble_lifecycle import humble_change_state
+
+    with humble_change_state():
+        yield
+
+
 @pytest.fixture
 def ros_context():
     """A fresh, initialised rclpy context, shut down after the test."""

@@ -17,7 +17,12 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import (
+    LifecycleNode,
+    LifecycleNodeMixin,
+    LifecycleState,
+    TransitionCallbackReturn,
+)
 from rclpy.qos import (
     HistoryPolicy,
     QoSProfile,
@@ -36,6 +41,7 @@ from gps_denied_inference.errors import (
 from gps_denied_inference.imaging.output_encoding import encode_output, image_layout_for
 from gps_denied_inference.node import diagnostics
 from gps_denied_inference.node.inference_core import InferenceCore, LoadedModel, RuntimeFactory
+from gps_denied_inference.node.lifecycle_guard import transition_refusal
 from gps_denied_inference.node.model_stats import ModelStats, StatsSnapshot
 from gps_denied_inference.node.model_worker import Frame, ModelWorker, Outputs
 from gps_denied_inference.node.parameters import (
@@ -126,6 +132,26 @@ class InferenceNode(LifecycleNode):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
     # Lifecycle transitions -------------------------------------------------------------
+
+    def _guarded_change_state(self, transition_id: int) -> TransitionCallbackReturn:
+        """Refuse (FAILURE, logged) a transition the current state does not allow.
+
+        Humble's rclpy lets the RCLError of such a request escape the change_state service
+        and kill the process (lifecycle_guard.py); newer releases answer it themselves.
+        """
+        machine = self._state_machine
+        refusal = transition_refusal(transition_id, machine.current_state,
+                                     machine.available_transitions, machine.transition_graph)
+        if refusal is None:
+            try:
+                return LifecycleNodeMixin._LifecycleNodeMixin__change_state(self, transition_id)
+            except _rclpy.RCLError as err:
+                refusal = f'transition {transition_id} rejected by rcl_lifecycle: {err}'
+        self.get_logger().error(f'lifecycle request refused: {refusal}')
+        return TransitionCallbackReturn.FAILURE
+
+    # The change_state service and every trigger_*() call the mixin's private __change_state.
+    _LifecycleNodeMixin__change_state = _guarded_change_state
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read parameters, gate and load every model, create the output publishers."""
@@ -403,13 +429,14 @@ class InferenceNode(LifecycleNode):
         self._diagnostics_timer = self.create_timer(period_s, self._publish_diagnostics)
 
     def _autostart(self) -> None:
+        """Configure, then activate; a step already done by a lifecycle manager is refused."""
         self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error('autostart: configure did not succeed; staying unconfigured')
-            return
-        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error('autostart: activate did not succeed; staying inactive')
-
+        for name, step in (('configure', self.trigger_configure),
+                           ('activate', self.trigger_activate)):
+            if step() != TransitionCallbackReturn.SUCCESS:
+                state = self._state_machine.current_state[1]
+                self.get_logger().error(f'autostart: {name} did not succeed; node is {state}')
+                return
 
 def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:
     """Keep the participant alive a moment after the shutdown transition.
