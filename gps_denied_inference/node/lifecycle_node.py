@@ -215,7 +215,7 @@ class InferenceNode(LifecycleNode):
     def _configure(self) -> None:
         self._teardown()
         config = node_config_from_values(
-            {name: param.value for name, param in self._parameters.items()})
+            {name: param.value for name, param in self.get_parameters_by_prefix('').items()})
         self._config = config
         self._thermal = ThermalStatePublisher(ThermalZoneReader(config.thermal),
                                               config.thermal.poll_period_s)

@@ -302,3 +302,12 @@ def test_a_signal_shutdown_racing_the_executor_is_an_external_shutdown(ros_conte
 def test_an_rcl_error_while_the_context_is_valid_is_a_fault(ros_context):
     with pytest.raises(_rclpy.RCLError, match='failed to take'):
         node_module._spin(_FailingExecutor(context=ros_context), Future(), ros_context)
+
+
+def test_a_misspelt_parameter_fails_configure_and_names_the_closest(start, model):
+    digest = 'ab' * 32
+    harness = start({'models': ['tiny'], **model_parameters('tiny', str(model)),
+                     'tiny.sha265': digest})
+    assert not harness.lifecycle.change('configure')
+    assert harness.lifecycle.state() == 'unconfigured'
+    assert harness.node._config is None
