@@ -40,6 +40,7 @@ from gps_denied_inference.errors import (
 )
 from gps_denied_inference.imaging.output_encoding import encode_output, image_layout_for
 from gps_denied_inference.node import diagnostics
+from gps_denied_inference.node.bond import LifecycleBond
 from gps_denied_inference.node.inference_core import InferenceCore, LoadedModel, RuntimeFactory
 from gps_denied_inference.node.lifecycle_guard import transition_refusal
 from gps_denied_inference.node.model_stats import ModelStats, StatsSnapshot
@@ -124,6 +125,7 @@ class InferenceNode(LifecycleNode):
         self._activated_at = 0.0
         self._incompatible_qos: Dict[str, IncompatibleQos] = {}
         self._state_label = 'unconfigured'
+        self._bond = LifecycleBond(self)
         self.finalized = Future()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(
@@ -253,8 +255,10 @@ class InferenceNode(LifecycleNode):
                 event_callbacks=callbacks)
             worker.start()
         self._activated_at = time.monotonic()
+        self._bond.start()
 
     def _stop_processing(self) -> None:
+        self._bond.stop()
         for name, subscription in list(self._image_subscriptions.items()):
             self.destroy_subscription(subscription)
             del self._image_subscriptions[name]
@@ -417,6 +421,15 @@ class InferenceNode(LifecycleNode):
     def release_all(self) -> None:
         """Release every engine and thread without a transition (process exit, signals)."""
         self._transition('release on exit', self._teardown)
+
+    def destroy_node(self) -> Any:
+        """Release everything (as release_all) before the ROS entities go.
+
+        A container or integrator that destroys a composed node must not leave its workers,
+        thermal poller and bond running or its engines loaded.
+        """
+        self.release_all()
+        return super().destroy_node()
 
     # Helpers -------------------------------------------------------------------------------
 
