@@ -41,11 +41,13 @@ def _image(encoding: str, width: int, height: int) -> Any:
     import numpy as np
     from sensor_msgs.msg import Image
 
+    from gps_denied_inference.imaging.output_encoding import message_data
+
     channels = CHANNELS[encoding]
     row = (np.arange(width * channels, dtype=np.uint32) % 251).astype(np.uint8)
     msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0,
                 step=width * channels)
-    msg.data = np.tile(row, height).tobytes()
+    msg.data = message_data(np.tile(row, height))
     msg.header.frame_id = 'camera'
     return msg
 
