@@ -134,6 +134,9 @@ def node_config_from_values(values: Mapping[str, Any]) -> NodeConfig:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     require(not duplicates, 'parameter', 'models', names,
             f'free of duplicates (listed twice: {", ".join(duplicates)})')
+    for name in names:
+        require(name.isidentifier(), 'parameter', 'models', name,
+                'model names that are identifiers (letters, digits, underscores)')
     refuse_unknown_parameters(values.keys(), names)
     model_dir = get('model_dir', 'str')
     models = tuple(_model_config(name, values, model_dir) for name in names)
@@ -176,9 +179,6 @@ def _unknown_parameter(name: str, known: List[str], models: List[str]) -> str:
 
 
 def _model_config(name: str, values: Mapping[str, Any], model_dir: str) -> ModelConfig:
-    require(name.isidentifier(), 'parameter', 'models', name,
-            'model names that are identifiers (letters, digits, underscores)')
-
     def get(key: str, kind: str) -> Any:
         full = f'{name}.{key}'
         value = values.get(full, MODEL_PARAMETERS[key])
