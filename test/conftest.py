@@ -1,5 +1,6 @@
 """Shared fixtures: a real rclpy context per test, on a DDS domain of this test session's own."""
 
+import gc
 import itertools
 import os
 import random
@@ -27,6 +28,20 @@ def humble_lifecycle():
 
     with humble_change_state():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _finalize_ros_contexts(request):
+    """Collect this test's contexts once torn down, so their DDS participants end now.
+
+    A context's participant lives until the Context object is collected, and reference cycles
+    keep them for many tests; with several participants in one process, Fast DDS 2.x (2.6 on
+    Humble, 2.14 in the Jazzy wheels) can deadlock destroying a writer (eProsima/Fast-DDS
+    #6502: intraprocess discovery delivery between participants), hanging the whole run.
+    """
+    yield
+    if 'ros_context' in request.fixturenames:
+        gc.collect()
 
 
 @pytest.fixture
