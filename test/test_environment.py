@@ -3,11 +3,14 @@
 import ast
 import os
 from pathlib import Path
+import shutil
+import subprocess
 import sys
 import threading
 
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -144,3 +147,30 @@ def test_no_ament_linter_is_declared_without_its_test():
     declared = {e.text for e in _package_xml().iter() if e.tag.endswith('depend')}
     for linter, test in linters.items():
         assert linter not in declared or (ROOT / 'test' / test).is_file(), linter
+
+
+def _pins(name):
+    lines = (ROOT / 'requirements' / name).read_text().splitlines()
+    pins = [line.split('==') for line in lines if line.strip() and not line.startswith('#')]
+    assert all(len(pin) == 2 for pin in pins), f'{name}: every requirement pinned with =='
+    return dict(pins)
+
+
+def test_the_humble_set_keeps_numpy_1_and_the_drones_library_versions():
+    drone, wheels = _pins('humble.txt'), _pins('humble-wheels.txt')
+    assert drone['numpy'].startswith('1.21.')
+    assert drone['onnxruntime'] == '1.16.3' and drone['onnx'].startswith('1.15.')
+    assert wheels['opencv-python-headless'].startswith('4.5.4.')
+    assert int(wheels['ros-rclpy'].split('.')[0]) < 9  # Jazzy's: lifecycle as on Humble
+    assert not set(drone) & set(wheels)
+
+
+def test_the_humble_stack_without_python_3_10_says_how_to_get_one():
+    path = '/usr/bin:/bin'
+    if shutil.which('python3.10', path=path):
+        pytest.skip('this host has a system python3.10')
+    result = subprocess.run(['bash', str(ROOT / 'tools' / 'env.sh'), 'true'],
+                            env={'PATH': path, 'HOME': '/nonexistent', 'GDI_STACK': 'humble'},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert 'no Python 3.10 found' in result.stderr and 'pyenv install 3.10' in result.stderr

@@ -106,7 +106,12 @@ class InferenceNode(LifecycleNode):
     def __init__(self, node_name: str = 'gps_denied_inference', *,
                  runtime_factory: RuntimeFactory = build_inference_runtime,
                  **kwargs: Any) -> None:
-        """Create the node; `runtime_factory` lets tests inject faults into a real runtime."""
+        """Create the node; `runtime_factory` lets tests inject faults into a real runtime.
+
+        Every override is declared, global `--ros-args -p` ones too (rclpy's default
+        `use_global_arguments=True`: they reach every node of the process), and configure
+        refuses names the node does not know (parameters.py; docs/humble.md, Composition).
+        """
         kwargs.setdefault('automatically_declare_parameters_from_overrides', True)
         super().__init__(node_name, **kwargs)
         for name, (default, description) in GLOBAL_PARAMETERS.items():
