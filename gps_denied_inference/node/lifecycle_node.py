@@ -456,6 +456,7 @@ class InferenceNode(LifecycleNode):
                 self.get_logger().error(f'autostart: {name} did not succeed; node is {state}')
                 return
 
+
 def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:
     """Keep the participant alive a moment after the shutdown transition.
 
