@@ -17,6 +17,9 @@ setup(
         ('share/' + package_name + '/config', glob('config/*')),
     ],
     install_requires=['setuptools'],
+    # colcon test runs pytest only for packages that declare it here.
+    tests_require=['pytest', 'pytest-timeout'],
+    extras_require={'test': ['pytest', 'pytest-timeout']},
     zip_safe=True,
     maintainer='gps_denied_inference maintainers',
     maintainer_email='dev@gps-denied-inference.local',

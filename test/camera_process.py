@@ -41,11 +41,13 @@ def _image(encoding: str, width: int, height: int) -> Any:
     import numpy as np
     from sensor_msgs.msg import Image
 
+    from gps_denied_inference.imaging.output_encoding import message_data
+
     channels = CHANNELS[encoding]
     row = (np.arange(width * channels, dtype=np.uint32) % 251).astype(np.uint8)
     msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0,
                 step=width * channels)
-    msg.data = np.tile(row, height).tobytes()
+    msg.data = message_data(np.tile(row, height))
     msg.header.frame_id = 'camera'
     return msg
 
@@ -130,7 +132,7 @@ class CameraProcess:
             text=True, env=child_env)
         self._answers: 'queue.Queue[str]' = queue.Queue()
         self._stderr: List[str] = []
-        threading.Thread(target=self._read, args=(self._process.stdout, self._answers.put),
+        threading.Thread(target=self._read, args=(self._process.stdout, self._on_stdout),
                          daemon=True).start()
         threading.Thread(target=self._read, args=(self._process.stderr, self._stderr.append),
                          daemon=True).start()
@@ -139,6 +141,13 @@ class CameraProcess:
     def _read(stream: Any, sink: Any) -> None:
         for line in stream:
             sink(line)
+
+    def _on_stdout(self, line: str) -> None:
+        # Answers are JSON objects; Fast DDS 2.x (Humble, Jazzy) logs to stdout, not stderr.
+        if line.startswith('{'):
+            self._answers.put(line)
+        else:
+            self._stderr.append(line)
 
     def command(self, line: str, timeout_s: float) -> Dict[str, Any]:
         """Send one command; its JSON answer, or AssertionError with the child's stderr."""
@@ -166,7 +175,7 @@ class CameraProcess:
 
     @property
     def stderr(self) -> str:
-        """Everything the child wrote on stderr so far (Fast DDS and rclpy errors)."""
+        """The child's log so far: stderr and stdout that is not an answer (Fast DDS, rclpy)."""
         return ''.join(self._stderr)
 
     def close(self) -> int:

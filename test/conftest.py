@@ -1,5 +1,6 @@
 """Shared fixtures: a real rclpy context per test, on a DDS domain of this test session's own."""
 
+import gc
 import itertools
 import os
 import random
@@ -9,6 +10,38 @@ import pytest
 # Concurrent test runs on one machine must not see each other's nodes and topics.
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+
+@pytest.fixture(scope='session', autouse=os.environ.get('GDI_HUMBLE_LIFECYCLE') == '1')
+def humble_lifecycle_everywhere():
+    """`make test-humble` (GDI_HUMBLE_LIFECYCLE=1): the whole suite transitions as on Humble."""
+    from humble_lifecycle import humble_change_state
+
+    with humble_change_state():
+        yield
+
+
+@pytest.fixture
+def humble_lifecycle():
+    """This test's lifecycle nodes transition as on Humble (test/humble_lifecycle.py)."""
+    from humble_lifecycle import humble_change_state
+
+    with humble_change_state():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _finalize_ros_contexts(request):
+    """Collect this test's contexts once torn down, so their DDS participants end now.
+
+    A context's participant lives until the Context object is collected, and reference cycles
+    keep them for many tests; with several participants in one process, Fast DDS 2.x (2.6 on
+    Humble, 2.14 in the Jazzy wheels) can deadlock destroying a writer (eProsima/Fast-DDS
+    #6502: intraprocess discovery delivery between participants), hanging the whole run.
+    """
+    yield
+    if 'ros_context' in request.fixturenames:
+        gc.collect()
 
 
 @pytest.fixture

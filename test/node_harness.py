@@ -17,6 +17,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from gps_denied_inference.demo.lifecycle_client import LifecycleClient
+from gps_denied_inference.imaging.output_encoding import message_data
 from gps_denied_inference.node.lifecycle_node import InferenceNode
 
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -127,7 +128,7 @@ def mono8(pixels: np.ndarray, frame_id: str = 'cam', stamp_ns: int = 0) -> Image
     """A mono8 Image of `pixels` (uint8 HxW)."""
     msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding='mono8',
                 is_bigendian=0, step=pixels.shape[1])
-    msg.data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    msg.data = message_data(np.asarray(pixels, dtype=np.uint8))
     msg.header.frame_id = frame_id
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10 ** 9)
     return msg

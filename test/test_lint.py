@@ -3,6 +3,7 @@
 import glob
 import os
 from pathlib import Path
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _python_files():
-    skip = {'.venv', 'build', '.git'}
+    skip = {'.venv', '.venv-humble', 'build', '.git'}
     return [p for p in ROOT.rglob('*.py') if not skip.intersection(p.relative_to(ROOT).parts)]
 
 
@@ -41,3 +42,17 @@ def test_sources_compile_on_python_3_10():
     result = subprocess.run([python310, '-c', code, *map(str, _python_files())],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# rclpy calls the drone's Humble (rclpy 3.3.x) lacks: pattern -> what to use instead.
+NEWER_THAN_HUMBLE = {
+    r'\.call\([^)]*timeout_sec': 'Client.call(timeout_sec=...) is Jazzy on: call_async and wait',
+}
+
+
+def test_no_rclpy_call_newer_than_humble():
+    found = [f'{p.relative_to(ROOT)}:{n}: {why}'
+             for p in _python_files() if p.name != 'test_lint.py'
+             for n, line in enumerate(p.read_text(encoding='utf-8').splitlines(), 1)
+             for pattern, why in NEWER_THAN_HUMBLE.items() if re.search(pattern, line)]
+    assert not found, '\n'.join(found)

@@ -1,28 +1,77 @@
 #!/usr/bin/env bash
-# Creates (or reuses) .venv and runs a command inside it with the package's ROS environment.
+# Creates (or reuses) a venv and runs a command inside it with the package's ROS environment.
 #
 # Usage: tools/env.sh COMMAND [ARGS...]
 # The venv is rebuilt only when a pinned requirements file changes; the package itself is
 # reinstalled (without dependencies) when its metadata changes; launch/ and config/ are linked.
 # With a ROS install sourced (ROS_DISTRO set) the venv sees that ROS's Python packages and the
 # ROS wheels are not installed.
+#
+# Two stacks:
+#   default  .venv, Python 3.11, requirements/base.txt (+ ros.txt: the Kilted wheels)
+#   humble   .venv-humble, Python 3.10, requirements/humble.txt (numpy 1.x), plus
+#            humble-wheels.txt (cp310 Jazzy wheels, OpenCV 4.5.4) where no ROS is sourced.
+#            Chosen by GDI_STACK=humble, or by a sourced ROS_DISTRO=humble (the drone).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$root/.venv"
-python="${PYTHON:-python3.11}"
-if [ -n "${ROS_DISTRO:-}" ]; then
-  python="${PYTHON:-python3}"
-fi
 
 log() { echo "[env] $*" >&2; }
 
-req_files=("$root/requirements/base.txt")
+# The first Python 3.10 that runs: on PATH (a pyenv shim may not run), else pyenv's newest.
+find_python310() {
+  local candidate
+  local pyenv_root
+  pyenv_root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
+  for candidate in "$(command -v python3.10 || true)" \
+      $(ls -d "$pyenv_root"/versions/3.10*/bin/python3.10 2>/dev/null | sort -V -r); do
+    if [ -n "$candidate" ] \
+        && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+stack="${GDI_STACK:-}"
+if [ -z "$stack" ] && [ "${ROS_DISTRO:-}" = humble ]; then
+  stack=humble
+fi
+case "$stack" in
+  humble)
+    venv="$root/.venv-humble"
+    req_files=("$root/requirements/humble.txt")
+    wheels_distro=jazzy
+    if [ -n "${ROS_DISTRO:-}" ]; then
+      python="${PYTHON:-python3}"
+    else
+      req_files+=("$root/requirements/humble-wheels.txt")
+      python="${PYTHON:-$(find_python310 || true)}"
+      if [ -z "$python" ]; then
+        log "no Python 3.10 found (Humble's Python): install one with 'pyenv install 3.10'" \
+            "or 'sudo apt install python3.10 python3.10-venv', or name it with" \
+            "PYTHON=/path/to/python3.10"
+        exit 2
+      fi
+    fi ;;
+  '')
+    venv="$root/.venv"
+    req_files=("$root/requirements/base.txt")
+    wheels_distro=kilted
+    if [ -n "${ROS_DISTRO:-}" ]; then
+      python="${PYTHON:-python3}"
+    else
+      req_files+=("$root/requirements/ros.txt")
+      python="${PYTHON:-python3.11}"
+    fi ;;
+  *)
+    log "GDI_STACK=$stack is not a stack: use humble, or leave it unset"
+    exit 2 ;;
+esac
 venv_flags=()
 if [ -n "${ROS_DISTRO:-}" ]; then
   venv_flags+=(--system-site-packages)
-else
-  req_files+=("$root/requirements/ros.txt")
 fi
 
 req_hash="$(cat "${req_files[@]}" | sha256sum | cut -d' ' -f1)-${ROS_DISTRO:-wheels}"
@@ -63,8 +112,8 @@ export AMENT_PREFIX_PATH="$venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # Camera frames across processes need the large-data transport on both ends (README,
 # "Transport"); the demo, the tests and the benchmark run with the profile the README prescribes.
 profile="$root/config/fastdds_large_data.xml"
-# Fast DDS 2.x (Humble, Iron, Jazzy) reads FASTRTPS_..., 3.x (Kilted wheels) FASTDDS_....
-case "${ROS_DISTRO:-kilted}" in
+# Fast DDS 2.x (Humble, Iron, Jazzy and its wheels) reads FASTRTPS_..., 3.x (Kilted) FASTDDS_....
+case "${ROS_DISTRO:-$wheels_distro}" in
   humble|iron|jazzy)
     export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$profile}" ;;
   *)

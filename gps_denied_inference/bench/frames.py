@@ -42,12 +42,14 @@ def frame_messages(scene: Any, kind: FrameKind, count: int = FRAME_POOL) -> List
     """`count` consecutive frames of `scene` as ready-to-publish Image messages."""
     from sensor_msgs.msg import Image
 
+    from gps_denied_inference.imaging.output_encoding import message_data
+
     messages = []
     for i in range(count):
         pixels = scene.frame(i, width=kind.width, height=kind.height, encoding=kind.encoding)
         msg = Image(height=kind.height, width=kind.width, encoding=kind.encoding,
                     is_bigendian=0, step=kind.width * kind.channels)
-        msg.data = pixels.tobytes()
+        msg.data = message_data(pixels)
         messages.append(msg)
     return messages
 
@@ -62,7 +64,7 @@ def output_messages(manifest: Any) -> Dict[str, Any]:
     import numpy as np
     from sensor_msgs.msg import Image
 
-    from gps_denied_inference.imaging.output_encoding import image_layout_for
+    from gps_denied_inference.imaging.output_encoding import image_layout_for, message_data
 
     rng = np.random.default_rng(0)
     messages = {}
@@ -70,7 +72,7 @@ def output_messages(manifest: Any) -> Dict[str, Any]:
         layout = image_layout_for(spec.shape, spec.dtype, spec.name)
         msg = Image(height=layout.height, width=layout.width, encoding=layout.encoding,
                     is_bigendian=0, step=layout.step)
-        msg.data = rng.integers(0, 256, layout.nbytes, dtype=np.uint8).tobytes()
+        msg.data = message_data(rng.integers(0, 256, layout.nbytes, dtype=np.uint8))
         messages[spec.name] = msg
     return messages
 

@@ -13,6 +13,7 @@ run (a missed target is a result, not a failure).
 
 import argparse
 from dataclasses import asdict, dataclass, replace
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -101,6 +102,15 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return args
 
 
+def wheels_are_fast_dds_2() -> bool:
+    """Whether the ROS wheels in use carry Fast DDS 2.x (ros-fastrtps: Jazzy's) or 3.x."""
+    try:
+        importlib.metadata.version('ros-fastrtps')
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def child_environment(setting: str, domain_id: int) -> Dict[str, str]:
     """The environment of every child process under one DDS setting.
 
@@ -112,7 +122,8 @@ def child_environment(setting: str, domain_id: int) -> Dict[str, str]:
                                      'RMW_FASTRTPS_USE_QOS_FROM_XML'):
         env.pop(name, None)
     if setting == 'shipped':
-        fast_dds_2 = os.environ.get('ROS_DISTRO', 'kilted') in FAST_DDS_2_DISTROS
+        distro = os.environ.get('ROS_DISTRO')
+        fast_dds_2 = distro in FAST_DDS_2_DISTROS if distro else wheels_are_fast_dds_2()
         env[PROFILE_VARIABLES[1] if fast_dds_2 else PROFILE_VARIABLES[0]] = str(PROFILE_FILE)
     env['ROS_DOMAIN_ID'] = str(domain_id)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from gps_denied_inference.errors import ConfigError
+from gps_denied_inference.imaging.preprocess import convert_color
 
 FRAME_RATE_HZ = 30.0
 FRAME_ENCODINGS = ('rgb8', 'bgr8', 'mono8')
@@ -236,5 +237,5 @@ class AerialScene:
                                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                 borderMode=cv2.BORDER_REFLECT_101)
         if encoding == 'bgr8':
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+            pixels = convert_color(pixels, cv2.COLOR_RGB2BGR)
         return pixels

@@ -98,18 +98,24 @@ def image_layout_for(shape: Tuple[int, ...], dtype: Union[str, np.dtype],
 
 
 def encode_output(tensor: np.ndarray, layout: OutputLayout) -> array:
-    """The tensor's C-order little-endian bytes as array('B').
-
-    rclpy stores an array('B') in a uint8[] field with one memcpy (bytes too, but a memoryview
-    would be copied value by value), and as is when it checks fields.
-    """
+    """The tensor's C-order little-endian bytes as array('B') (see message_data)."""
     if _image_shape(tensor.shape) != (layout.height, layout.width, layout.channels):
         raise InferenceError(f'output of shape {tensor.shape} does not map to its layout '
                              f'{layout.height} x {layout.width} x {layout.channels} '
                              f'{layout.encoding}')
-    wire = np.ascontiguousarray(tensor, dtype=np.dtype(layout.wire_dtype).newbyteorder('<'))
+    return message_data(np.asarray(tensor, dtype=np.dtype(layout.wire_dtype).newbyteorder('<')))
+
+
+def message_data(values: np.ndarray) -> array:
+    """An array's C-order bytes as array('B'): what a uint8[] message field takes fastest.
+
+    rclpy stores an array('B') with one memcpy, and as is where it checks fields (Humble
+    always, later releases with ROS_PYTHON_CHECK_FIELDS=1). bytes are then checked value by
+    value (about 0.1 s for a 640x480 rgb8 frame), and a memoryview is always copied value by
+    value.
+    """
     data = array('B')
-    data.frombytes(memoryview(wire).cast('B'))
+    data.frombytes(memoryview(np.ascontiguousarray(values)).cast('B'))
     return data
 
 

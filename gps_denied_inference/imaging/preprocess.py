@@ -130,6 +130,32 @@ def _fill_border(spatial: np.ndarray, plan: ResizePlan, value: np.ndarray) -> No
     spatial[top:bottom, right:] = value
 
 
+def convert_color(pixels: np.ndarray, code: int) -> np.ndarray:
+    """cv2.cvtColor, including for a 1x1 multi-channel image (see _widened)."""
+    if _is_one_multichannel_pixel(pixels):
+        return np.ascontiguousarray(cv2.cvtColor(_widened(pixels), code)[:, :1])
+    return cv2.cvtColor(pixels, code)
+
+
+def _resize(pixels: np.ndarray, size: Tuple[int, int], interpolation: int) -> np.ndarray:
+    if _is_one_multichannel_pixel(pixels):
+        pixels = _widened(pixels)  # a constant image resizes to the same constant
+    return cv2.resize(pixels, size, interpolation=interpolation)
+
+
+def _is_one_multichannel_pixel(pixels: np.ndarray) -> bool:
+    return pixels.ndim == 3 and pixels.shape[:2] == (1, 1)
+
+
+def _widened(pixels: np.ndarray) -> np.ndarray:
+    """The pixel twice, side by side.
+
+    OpenCV 4.5.4 (Ubuntu 22.04's, JetPack 6's) rejects a 1x1 multi-channel array in cvtColor
+    and resize ('_step >= minstep').
+    """
+    return np.repeat(pixels, 2, axis=1)
+
+
 def preprocess(image: DecodedImage, contract: PreprocessContract,
                plan: Optional[ResizePlan] = None) -> np.ndarray:
     """A new C-contiguous array of exactly contract.input_shape and contract.dtype.
@@ -152,12 +178,11 @@ def preprocess(image: DecodedImage, contract: PreprocessContract,
         or (channels == source_channels
             and plan.content_width * plan.content_height >= plan.src_width * plan.src_height))
     if convert_first:
-        pixels = cv2.cvtColor(pixels, conversion)
+        pixels = convert_color(pixels, conversion)
     if plan.interpolation is not None:
-        pixels = cv2.resize(pixels, (plan.content_width, plan.content_height),
-                            interpolation=plan.interpolation)
+        pixels = _resize(pixels, (plan.content_width, plan.content_height), plan.interpolation)
     if conversion is not None and not convert_first:
-        pixels = cv2.cvtColor(pixels, conversion)
+        pixels = convert_color(pixels, conversion)
 
     tables = _lookup_tables(contract)
     out = np.empty(contract.input_shape, dtype=tables.dtype)

@@ -17,7 +17,12 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import (
+    LifecycleNode,
+    LifecycleNodeMixin,
+    LifecycleState,
+    TransitionCallbackReturn,
+)
 from rclpy.qos import (
     HistoryPolicy,
     QoSProfile,
@@ -37,8 +42,10 @@ from gps_denied_inference.imaging import geometry
 from gps_denied_inference.imaging.geometry import Calibration
 from gps_denied_inference.imaging.output_encoding import encode_output, image_layout_for
 from gps_denied_inference.node import diagnostics
+from gps_denied_inference.node.bond import LifecycleBond
 from gps_denied_inference.node.camera_info_pairing import CameraInfoPairing
 from gps_denied_inference.node.inference_core import InferenceCore, LoadedModel, RuntimeFactory
+from gps_denied_inference.node.lifecycle_guard import transition_refusal
 from gps_denied_inference.node.model_stats import ModelStats, StatsSnapshot
 from gps_denied_inference.node.model_worker import Frame, ModelWorker, Outputs
 from gps_denied_inference.node.parameters import (
@@ -134,7 +141,12 @@ class InferenceNode(LifecycleNode):
     def __init__(self, node_name: str = 'gps_denied_inference', *,
                  runtime_factory: RuntimeFactory = build_inference_runtime,
                  **kwargs: Any) -> None:
-        """Create the node; `runtime_factory` lets tests inject faults into a real runtime."""
+        """Create the node; `runtime_factory` lets tests inject faults into a real runtime.
+
+        Every override is declared, global `--ros-args -p` ones too (rclpy's default
+        `use_global_arguments=True`: they reach every node of the process), and configure
+        refuses names the node does not know (parameters.py; docs/humble.md, Composition).
+        """
         kwargs.setdefault('automatically_declare_parameters_from_overrides', True)
         super().__init__(node_name, **kwargs)
         for name, (default, description) in GLOBAL_PARAMETERS.items():
@@ -156,6 +168,7 @@ class InferenceNode(LifecycleNode):
         self._activated_at = 0.0
         self._incompatible_qos: Dict[str, IncompatibleQos] = {}
         self._state_label = 'unconfigured'
+        self._bond = LifecycleBond(self)
         self.finalized = Future()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(
@@ -164,6 +177,26 @@ class InferenceNode(LifecycleNode):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
     # Lifecycle transitions -------------------------------------------------------------
+
+    def _guarded_change_state(self, transition_id: int) -> TransitionCallbackReturn:
+        """Refuse (FAILURE, logged) a transition the current state does not allow.
+
+        Humble's rclpy lets the RCLError of such a request escape the change_state service
+        and kill the process (lifecycle_guard.py); newer releases answer it themselves.
+        """
+        machine = self._state_machine
+        refusal = transition_refusal(transition_id, machine.current_state,
+                                     machine.available_transitions, machine.transition_graph)
+        if refusal is None:
+            try:
+                return LifecycleNodeMixin._LifecycleNodeMixin__change_state(self, transition_id)
+            except _rclpy.RCLError as err:
+                refusal = f'transition {transition_id} rejected by rcl_lifecycle: {err}'
+        self.get_logger().error(f'lifecycle request refused: {refusal}')
+        return TransitionCallbackReturn.FAILURE
+
+    # The change_state service and every trigger_*() call the mixin's private __change_state.
+    _LifecycleNodeMixin__change_state = _guarded_change_state
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read parameters, gate and load every model, create the output publishers."""
@@ -227,7 +260,7 @@ class InferenceNode(LifecycleNode):
     def _configure(self) -> None:
         self._teardown()
         config = node_config_from_values(
-            {name: param.value for name, param in self._parameters.items()})
+            {name: param.value for name, param in self.get_parameters_by_prefix('').items()})
         self._config = config
         self._thermal = ThermalStatePublisher(ThermalZoneReader(config.thermal),
                                               config.thermal.poll_period_s)
@@ -273,8 +306,10 @@ class InferenceNode(LifecycleNode):
                 input_qos('sensor_data'))
             worker.start()
         self._activated_at = time.monotonic()
+        self._bond.start()
 
     def _stop_processing(self) -> None:
+        self._bond.stop()
         for subscriptions in (self._image_subscriptions, self._camera_info_subscriptions):
             for name, subscription in list(subscriptions.items()):
                 self.destroy_subscription(subscription)
@@ -469,6 +504,15 @@ class InferenceNode(LifecycleNode):
         """Release every engine and thread without a transition (process exit, signals)."""
         self._transition('release on exit', self._teardown)
 
+    def destroy_node(self) -> Any:
+        """Release everything (as release_all) before the ROS entities go.
+
+        A container or integrator that destroys a composed node must not leave its workers,
+        thermal poller and bond running or its engines loaded.
+        """
+        self.release_all()
+        return super().destroy_node()
+
     # Helpers -------------------------------------------------------------------------------
 
     def _declared(self, name: str, fallback: Any) -> Any:
@@ -480,12 +524,14 @@ class InferenceNode(LifecycleNode):
         self._diagnostics_timer = self.create_timer(period_s, self._publish_diagnostics)
 
     def _autostart(self) -> None:
+        """Configure, then activate; a step already done by a lifecycle manager is refused."""
         self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error('autostart: configure did not succeed; staying unconfigured')
-            return
-        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error('autostart: activate did not succeed; staying inactive')
+        for name, step in (('configure', self.trigger_configure),
+                           ('activate', self.trigger_activate)):
+            if step() != TransitionCallbackReturn.SUCCESS:
+                state = self._state_machine.current_state[1]
+                self.get_logger().error(f'autostart: {name} did not succeed; node is {state}')
+                return
 
 
 def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:

@@ -6,9 +6,10 @@ ConfigError naming the parameter, so a bad parameter fails `configure` and never
 """
 
 from dataclasses import dataclass, field
+import difflib
 import math
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from gps_denied_inference.errors import ConfigError
 from gps_denied_inference.imaging.contract import PreprocessOverrides
@@ -98,6 +99,12 @@ MODEL_PARAMETERS: Dict[str, Any] = {
     'camera_info_topic': None,
 }
 
+# Parameters rclpy declares on every node (use_sim_time; Jazzy on: the type description
+# service; QoS overrides) and the one bondpy declares on its node: never the node's to refuse.
+ROS_PARAMETERS = ('use_sim_time', 'start_type_description_service',
+                  '/bond_disable_heartbeat_timeout')
+ROS_PARAMETER_PREFIXES = ('qos_overrides.',)
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -139,6 +146,10 @@ def node_config_from_values(values: Mapping[str, Any]) -> NodeConfig:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     require(not duplicates, 'parameter', 'models', names,
             f'free of duplicates (listed twice: {", ".join(duplicates)})')
+    for name in names:
+        require(name.isidentifier(), 'parameter', 'models', name,
+                'model names that are identifiers (letters, digits, underscores)')
+    refuse_unknown_parameters(values.keys(), names)
     model_dir = get('model_dir', 'str')
     models = tuple(_model_config(name, values, model_dir) for name in names)
     runtime = RuntimeConfig(
@@ -158,10 +169,30 @@ def node_config_from_values(values: Mapping[str, Any]) -> NodeConfig:
                       persistent_fault_frames=get('persistent_fault_frames', 'int'))
 
 
-def _model_config(name: str, values: Mapping[str, Any], model_dir: str) -> ModelConfig:
-    require(name.isidentifier(), 'parameter', 'models', name,
-            'model names that are identifiers (letters, digits, underscores)')
+def refuse_unknown_parameters(given: Iterable[str], models: List[str]) -> None:
+    """Refuse every given name that is neither the node's nor ROS's, naming the closest.
 
+    Every override is declared on the node, so a misspelt key (`M.sha265`) would otherwise
+    configure fine with its setting silently ignored (for sha256: the digest never checked).
+    """
+    known = list(GLOBAL_PARAMETERS) + [f'{m}.{key}' for m in models for key in MODEL_PARAMETERS]
+    unknown = sorted(name for name in given if name not in known and name not in ROS_PARAMETERS
+                     and not name.startswith(ROS_PARAMETER_PREFIXES))
+    if unknown:
+        raise ConfigError('unknown parameter(s): ' + '; '.join(
+            _unknown_parameter(name, known, models) for name in unknown))
+
+
+def _unknown_parameter(name: str, known: List[str], models: List[str]) -> str:
+    model, _, key = name.rpartition('.')
+    closest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    why = f'did you mean {closest[0]}?' if closest else 'no known parameter is close'
+    if model and model not in models and key in MODEL_PARAMETERS:
+        why = f'model {model!r} is not listed in models ({", ".join(models)})'
+    return f'{name} ({why})'
+
+
+def _model_config(name: str, values: Mapping[str, Any], model_dir: str) -> ModelConfig:
     def get(key: str, kind: str) -> Any:
         full = f'{name}.{key}'
         value = values.get(full, MODEL_PARAMETERS[key])

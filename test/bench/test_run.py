@@ -33,18 +33,32 @@ def test_default_setting_removes_every_fast_dds_variable(dds_variables):
     assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
 
 
-@pytest.mark.parametrize('distro, variable', [
-    (None, 'FASTDDS_DEFAULT_PROFILES_FILE'), ('kilted', 'FASTDDS_DEFAULT_PROFILES_FILE'),
-    ('humble', 'FASTRTPS_DEFAULT_PROFILES_FILE'), ('jazzy', 'FASTRTPS_DEFAULT_PROFILES_FILE')])
+@pytest.mark.parametrize('distro, wheels_fast_dds_2, variable', [
+    (None, False, 'FASTDDS_DEFAULT_PROFILES_FILE'), (None, True, 'FASTRTPS_DEFAULT_PROFILES_FILE'),
+    ('kilted', True, 'FASTDDS_DEFAULT_PROFILES_FILE'),
+    ('humble', False, 'FASTRTPS_DEFAULT_PROFILES_FILE'),
+    ('jazzy', False, 'FASTRTPS_DEFAULT_PROFILES_FILE')])
 def test_shipped_setting_names_the_profile_for_this_distro(dds_variables, monkeypatch, distro,
-                                                           variable):
+                                                           wheels_fast_dds_2, variable):
+    """A sourced ROS_DISTRO decides; without one, the wheels' Fast DDS (Kilted 3.x, Jazzy 2.x)."""
     if distro:
         monkeypatch.setenv('ROS_DISTRO', distro)
+    monkeypatch.setattr(bench, 'wheels_are_fast_dds_2', lambda: wheels_fast_dds_2)
     env = bench.child_environment('shipped', 7)
     assert env[variable] == str(bench.PROFILE_FILE)
     assert bench.PROFILE_FILE.is_file()
     others = set(PROFILE_VARIABLES) - {variable}
     assert not others & set(env)
+
+
+def test_the_wheels_in_this_environment_are_told_apart():
+    import importlib.metadata
+
+    try:
+        rclpy_major = int(importlib.metadata.version('ros-rclpy').split('.')[0])
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip('ROS from a sourced install, not from the PyPI wheels')
+    assert bench.wheels_are_fast_dds_2() == (rclpy_major < 9)  # Jazzy 7.x: Fast DDS 2.14
 
 
 def test_params_file_is_one_onnxruntime_model(tmp_path):

@@ -11,6 +11,7 @@ from gps_denied_inference.imaging.output_encoding import (
     encode_output,
     image_layout_for,
     MAX_CHANNELS,
+    message_data,
 )
 
 
@@ -194,3 +195,13 @@ def test_integer_tensors_have_no_nonfinite_values(dtype):
 
 def test_count_nonfinite_of_an_empty_tensor_is_zero():
     assert count_nonfinite(np.zeros((0, 3), np.float32)) == 0
+
+
+def test_message_data_is_an_array_of_bytes_in_c_order():
+    """array('B') is the form rclpy stores without checking each value (Humble checks all)."""
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)[:, ::-1]
+    data = message_data(pixels)
+    assert isinstance(data, array) and data.typecode == 'B'
+    msg = Image()
+    msg.data = data
+    assert bytes(msg.data) == np.ascontiguousarray(pixels).tobytes()

@@ -48,7 +48,9 @@ def reference(pixels, color, contract):
         content = (int(src_w * scale + 0.5), int(src_h * scale + 0.5))
     else:
         content = (contract.width, contract.height)
-    if content != (src_w, src_h):
+    if content != (src_w, src_h) and (src_w, src_h) == (1, 1):
+        pixels = np.broadcast_to(pixels, (content[1], content[0], pixels.shape[2]))
+    elif content != (src_w, src_h):
         shrink = content[0] <= src_w and content[1] <= src_h
         pixels = cv2.resize(pixels, content,
                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
@@ -69,6 +71,9 @@ GEOMETRIES = {
     'shrink': (48, 64, 20, 30),
     'grow': (12, 16, 30, 36),
     'mixed': (40, 10, 20, 30),
+    # OpenCV 4.5.4 (JetPack's) refuses to swap the channels of a 1x1 image in cvtColor.
+    'pixel': (1, 1, 1, 1),
+    'pixel_grown': (1, 1, 3, 5),
 }
 
 

@@ -302,3 +302,33 @@ def test_a_signal_shutdown_racing_the_executor_is_an_external_shutdown(ros_conte
 def test_an_rcl_error_while_the_context_is_valid_is_a_fault(ros_context):
     with pytest.raises(_rclpy.RCLError, match='failed to take'):
         node_module._spin(_FailingExecutor(context=ros_context), Future(), ros_context)
+
+
+def test_a_misspelt_parameter_fails_configure_and_names_the_closest(start, model):
+    digest = 'ab' * 32
+    harness = start({'models': ['tiny'], **model_parameters('tiny', str(model)),
+                     'tiny.sha265': digest})
+    assert not harness.lifecycle.change('configure')
+    assert harness.lifecycle.state() == 'unconfigured'
+    assert harness.node._config is None
+
+
+def test_destroying_an_active_node_releases_engines_threads_and_thermal(ros_context, model):
+    from node_harness import NodeHarness
+
+    harness = NodeHarness(ros_context, {'models': ['tiny'], **model_parameters('tiny',
+                                                                                str(model))},
+                          node_name='destroyed_active')
+    try:
+        assert harness.lifecycle.change('configure') and harness.lifecycle.change('activate')
+        node = harness.node
+        core, thermal = node._core, node._thermal
+        threads = [t for w in node._workers.values() for t in (w._thread, w._publishing)]
+        threads.append(thermal._thread)
+        assert all(t.is_alive() for t in threads) and not core.budget.is_empty()
+        harness.executor.shutdown()
+        node.destroy_node()
+        assert not any(t.is_alive() for t in threads)
+        assert core.budget.is_empty() and node._core is None
+    finally:
+        harness.client.destroy_node()

@@ -117,3 +117,33 @@ def test_camera_info_topic_is_unset_unless_given():
 ])
 def test_the_default_camera_info_topic_sits_beside_the_image_topic(image_topic, info_topic):
     assert camera_info_topic_beside(image_topic) == info_topic
+
+
+def test_a_misspelt_model_parameter_is_refused_naming_the_closest_known_one():
+    with pytest.raises(ConfigError) as refused:
+        node_config_from_values(_values(**{'corners.sha265': 'ab' * 32}))
+    assert str(refused.value) == ('unknown parameter(s): corners.sha265 (did you mean '
+                                  'corners.sha256?)')
+
+
+def test_unknown_node_and_model_parameters_are_all_named():
+    with pytest.raises(ConfigError) as refused:
+        node_config_from_values(_values(**{'corners.camera_info_topik': '/camera/info',
+                                           'diagnostic_period_s': 2.0}))
+    message = str(refused.value)
+    assert 'corners.camera_info_topik (did you mean corners.camera_info_topic?)' in message
+    assert 'diagnostic_period_s (did you mean diagnostics_period_s?)' in message
+
+
+def test_parameters_of_a_model_not_listed_are_refused():
+    with pytest.raises(ConfigError, match=r"edges.engine_path \(model 'edges' is not listed "
+                                          r'in models \(corners\)\)'):
+        node_config_from_values(_values(**{'edges.engine_path': 'edges.onnx'}))
+
+
+def test_ros_parameters_are_left_alone():
+    config = node_config_from_values(_values(**{
+        'use_sim_time': True, 'start_type_description_service': True,
+        'qos_overrides./parameter_events.publisher.depth': 10,
+        '/bond_disable_heartbeat_timeout': False}))
+    assert config.models[0].name == 'corners'

@@ -1,0 +1,1 @@
+"""Fake bondpy package: see bondpy.py."""
