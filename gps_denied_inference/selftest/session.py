@@ -59,17 +59,27 @@ class SelftestOptions:
 class Gpu:
     """TensorRT and PyCUDA modules and the session's retained primary context."""
 
-    def __init__(self, trt: Any, cuda: Any, primary: Any) -> None:
+    def __init__(self, trt: Any, cuda: Any, primary: Any, proc_root: str = '/proc') -> None:
         self.trt = trt
         self.cuda = cuda
         self.primary = primary
+        self.proc_root = proc_root
+
+    def device_name(self) -> str:
+        """The name builds record and the gate compares: the device-tree model, else CUDA's.
+
+        CUDA calls every Jetson Orin 'Orin'; the board's model string tells AGX, NX and Nano
+        apart.
+        """
+        from gps_denied_inference.runtimes.device_probe import tegra_model_name
+        return tegra_model_name(self.proc_root) or self.primary.describe()[0]
 
     def expectation(self) -> GateExpectation:
         """What the gate demands of an engine for this host: installed TensorRT, this GPU."""
         from gps_denied_inference.runtimes.device_probe import installed_tensorrt_version
         _, capability = self.primary.describe()
         return GateExpectation('tensorrt', None, installed_tensorrt_version()
-                               or str(self.trt.__version__), capability)
+                               or str(self.trt.__version__), capability, self.device_name())
 
 
 class Session:
@@ -122,7 +132,7 @@ class Session:
             return
         self.primary = primary
         if trt is not None:
-            self._gpu = Gpu(trt, self._cuda, primary)
+            self._gpu = Gpu(trt, self._cuda, primary, self.options.proc_root)
 
     @property
     def gpu(self) -> Optional[Gpu]:
