@@ -73,8 +73,18 @@ def stages(target: Target, config: RuntimeConfig) -> List[Stage]:
                   max(plan, execution.host_bytes))]
 
 
+def runtime_config(session: Session) -> RuntimeConfig:
+    """The params file's runtime settings (its context overhead), else the defaults."""
+    if session.options.params is None:
+        return RuntimeConfig()
+    from gps_denied_inference.node.parameters import node_config_from_values
+    from gps_denied_inference.selftest.inference import read_params
+    return node_config_from_values(read_params(session.options.params)).runtime
+
+
 def run(session: Session, report: Report) -> None:
     """Refusals for each strategy, then the ledger against the device for TensorRT."""
+    config = runtime_config(session)
     for target in demo_targets(session):
         if not isinstance(target, Target):
             label, reason = target
@@ -84,14 +94,15 @@ def run(session: Session, report: Report) -> None:
             if label == 'tensorrt':
                 report.unavailable(FAMILY, 'ledger-vs-device', LEDGER_CRITERION, reason)
             continue
-        check_refusals(session, report, target)
+        check_refusals(session, report, target, config)
         if target.runtime == 'tensorrt':
-            check_ledger(session, report, target)
+            check_ledger(session, report, target, config)
 
 
-def check_refusals(session: Session, report: Report, target: Target) -> None:
+def check_refusals(session: Session, report: Report, target: Target,
+                   config: Optional[RuntimeConfig] = None) -> None:
     """Every stage one byte short: refused by that pool, short by 1 B, nothing allocated."""
-    config = RuntimeConfig()
+    config = config or RuntimeConfig()
     on_gpu = target.runtime == 'tensorrt'
     tolerance = session.options.memory_tolerance_bytes
     for stage in stages(target, config):
@@ -143,7 +154,8 @@ LEDGER_CRITERION = ("device memory used by activate <= the ledger's engine part 
                     'the measured CUDA context <= its parameter')
 
 
-def check_ledger(session: Session, report: Report, target: Target) -> None:
+def check_ledger(session: Session, report: Report, target: Target,
+                 config: Optional[RuntimeConfig] = None) -> None:
     """Activate under the real budgets; the device's use must not exceed the ledger's.
 
     The session's own retain opened the context before the first reading, so the device's
@@ -151,7 +163,7 @@ def check_ledger(session: Session, report: Report, target: Target) -> None:
     the overhead itself is compared with what the session measured when it opened the context.
     """
     options = session.options
-    config = RuntimeConfig()
+    config = config or RuntimeConfig()
     overhead = config.cuda_context_overhead_bytes
     budget = MemoryBudget(options.gpu_budget_bytes, options.host_budget_bytes)
     runtime = target.make_runtime(budget, config)

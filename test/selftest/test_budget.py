@@ -1,6 +1,9 @@
 """Budget lines: refusals one byte short with device memory unchanged; the ledger vs device."""
 
+from dataclasses import replace
 import itertools
+
+import yaml
 
 from gps_denied_inference.runtimes import cuda_context
 from gps_denied_inference.runtimes.settings import RuntimeConfig
@@ -119,4 +122,22 @@ def test_a_device_that_uses_more_than_the_ledger_predicts_fails(fake, tmp_path, 
     budget.check_ledger(session, report, budget.demo_targets(session)[1])
     assert report.lines[0].status == FAIL
     assert report.lines[0].measured.startswith('device used 1024.0 MiB')
+    session.close()
+
+
+def test_the_params_files_context_overhead_is_the_one_budgeted(fake, tmp_path):
+    session = built_session(tmp_path)
+    params = tmp_path / 'inference.yaml'
+    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'models': ['corners'], 'model_dir': str(tmp_path),
+        'corners.runtime': 'tensorrt', 'corners.engine_path': 'demo_fp16.engine',
+        'corners.input_topic': '/camera/image_raw',
+        'cuda_context_overhead_bytes': 256 * MIB}}}))
+    session.options = replace(session.options, params=params)
+    report = Report()
+    budget.run(session, report)
+    lines = {line.check: line for line in report.lines}
+    assert {line.status for line in report.lines} == {PASS}
+    assert f'CUDA context {256 * MIB} B' in lines['refuse-weights-tensorrt'].limit
+    assert '+ CUDA context 256.0 MiB (parameter)' in lines['ledger-vs-device'].measured
     session.close()
