@@ -3,16 +3,26 @@
 The ONNX half (generate, seal, `verify`, a flipped byte refused) runs on any host. The engine
 half builds the demo model with the builder API (and trtexec / Polygraphy where installed),
 prints the plan's first 32 bytes with the gate's verdict on them (this settles the header
-layout the gate assumes), checks the seal, `verify`, and that a flipped byte is refused.
+layout the gate assumes), reports the gate's device-name check, checks the seal, `verify`,
+and that a flipped byte is refused.
 """
 
 import importlib.util
 from pathlib import Path
 import shutil
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-from gps_denied_inference.artifacts.gate import CheckResult, EngineGate, FAIL, GateExpectation
+from gps_denied_inference.artifacts.gate import (
+    CheckResult,
+    EngineGate,
+    FAIL,
+    format_plan_prefix,
+    GateExpectation,
+    plan_header_layout,
+    PLAN_PREFIX_BYTES,
+    read_plan_header,
+)
 from gps_denied_inference.artifacts.manifest import Manifest
 from gps_denied_inference.artifacts.sealing import (
     manifest_sidecar_path,
@@ -24,7 +34,6 @@ from gps_denied_inference.selftest.report import Report, SKIP
 from gps_denied_inference.selftest.session import Session
 
 FAMILY = 'build'
-HEADER_BYTES = 32
 TRTEXEC_PATHS = ('/usr/src/tensorrt/bin/trtexec',)
 
 
@@ -44,14 +53,15 @@ def run(session: Session, report: Report) -> None:
     check_flipped_byte(report, 'onnx-flipped-byte', onnx_path, expected,
                        session.work_dir / 'flipped-onnx')
     gpu = session.gpu
-    engine_checks = ('engine-builder', 'plan-header', 'engine-sealed', 'engine-verify',
-                     'engine-flipped-byte')
+    engine_checks = ('engine-builder', 'plan-header', 'engine-device', 'engine-sealed',
+                     'engine-verify', 'engine-flipped-byte')
     if gpu is None:
         for check in engine_checks + ('engine-trtexec', 'engine-polygraphy'):
             report.unavailable(FAMILY, check, _CRITERIA[check], session.gpu_missing)
         return
     engine = session.work_dir / 'demo_fp16.engine'
-    built = build_line(report, 'engine-builder', onnx_path, engine, BuildConfig())
+    built = build_line(report, 'engine-builder', onnx_path, engine, BuildConfig(),
+                       session=session)
     if built is None:
         for check in engine_checks[1:]:
             report.skipped(FAMILY, check, _CRITERIA[check], 'the builder-API build failed')
@@ -59,6 +69,7 @@ def run(session: Session, report: Report) -> None:
         session.demo_engine = engine
         expectation = gpu.expectation()
         check_plan_header(report, engine, expectation)
+        check_device_name(report, engine, expectation)
         check_sealed(report, engine)
         check_verify(report, 'engine-verify', engine, expectation)
         check_flipped_byte(report, 'engine-flipped-byte', engine, expectation,
@@ -70,14 +81,14 @@ def run(session: Session, report: Report) -> None:
     else:
         build_line(report, 'engine-trtexec', onnx_path,
                    session.work_dir / 'demo_fp16_trtexec.engine',
-                   BuildConfig(backend='trtexec', trtexec=trtexec))
+                   BuildConfig(backend='trtexec', trtexec=trtexec), session=session)
     if importlib.util.find_spec('polygraphy') is None:
         report.skipped(FAMILY, 'engine-polygraphy', _CRITERIA['engine-polygraphy'],
                        'Polygraphy is not installed')
     else:
         build_line(report, 'engine-polygraphy', onnx_path,
                    session.work_dir / 'demo_fp16_polygraphy.engine',
-                   BuildConfig(backend='polygraphy'))
+                   BuildConfig(backend='polygraphy'), session=session)
 
 
 _CRITERIA = {
@@ -85,6 +96,7 @@ _CRITERIA = {
     'engine-trtexec': 'FP16 engine built with trtexec',
     'engine-polygraphy': 'FP16 engine built with Polygraphy',
     'plan-header': "plan header's first 32 bytes match the gate's expectation",
+    'engine-device': "the device named in the engine's manifest is this one (gate's check)",
     'engine-sealed': 'engine sealed: sha256 sidecar and manifest agree with the file',
     'engine-verify': '`verify` accepts the engine on this host',
     'engine-flipped-byte': 'an engine with one flipped byte is refused by the gate',
@@ -94,14 +106,23 @@ _CRITERIA = {
 def build_line(report: Report, check: str, onnx_path: Path, out: Path,
                config: BuildConfig, family: str = FAMILY,
                criterion: Optional[str] = None,
-               lines: Optional[List[str]] = None) -> Optional[Manifest]:
-    """Compile one engine; a PASS with its time and size, or a FAIL with the error."""
+               lines: Optional[List[str]] = None,
+               session: Optional[Session] = None) -> Optional[Manifest]:
+    """Compile one engine; a PASS with its time and size, or a FAIL with the error.
+
+    With a session, the build runs on its device and reads its /etc and /proc (the device
+    name the manifest records), as the gate's expectation does.
+    """
     from gps_denied_inference.compiler.engine_build import compile_engine
     from gps_denied_inference.errors import GpsDeniedInferenceError
     log: List[str] = [] if lines is None else lines
     started = time.monotonic()
     try:
-        manifest = compile_engine(onnx_path, config, output=out, progress=log.append)
+        places = {} if session is None else {
+            'device_index': session.options.device_index,
+            'etc_root': session.options.etc_root, 'proc_root': session.options.proc_root}
+        manifest = compile_engine(onnx_path, config, output=out, progress=log.append,
+                                  **places)
     except GpsDeniedInferenceError as err:
         report.failed(family, check, criterion or _CRITERIA[check], 'build refused or failed',
                       reason=str(err))
@@ -121,42 +142,45 @@ def find_trtexec() -> Optional[str]:
     return next((path for path in TRTEXEC_PATHS if Path(path).is_file()), None)
 
 
-def plan_header_verdict(path: Path, expectation: GateExpectation) -> Tuple[bytes, CheckResult]:
-    """The plan's first 32 bytes and the gate's own plan-header result for the file.
-
-    Adapter: whatever layout rule the gate holds (today magic + version at offset 24; a
-    SKIP for majors it does not know), the selftest reports the gate's verdict, not its own.
-    """
-    with open(path, 'rb') as stream:
-        header = stream.read(HEADER_BYTES)
-    results = EngineGate().checks(path, expectation)
-    verdict = next((r for r in results if r.check == 'plan-header'), None)
-    if verdict is None:
-        verdict = CheckResult('plan-header', SKIP, 'this gate has no plan-header check')
-    return header, verdict
+def gate_verdict(path: Path, expectation: GateExpectation, check: str) -> CheckResult:
+    """The gate's own result of one of its checks on the file (as `verify` runs them)."""
+    return next(r for r in EngineGate().checks(path, expectation) if r.check == check)
 
 
-def format_header(header: bytes) -> str:
-    """The bytes in hex, then the magic and the version bytes the gate reads."""
-    text = ' '.join(f'{byte:02x}' for byte in header)
-    if len(header) >= 27:
-        text += (f' (magic {header[:4]!r}, bytes 24-26 = '
-                 f'{header[24]}.{header[25]}.{header[26]})')
-    return text
+def describe_plan_prefix(path: Path) -> str:
+    """The plan's first 32 bytes (as `verify` prints them) and what the gate's layout reads."""
+    prefix = read_plan_header(path, PLAN_PREFIX_BYTES)
+    layout = plan_header_layout(prefix)
+    found = ('not the known layout' if layout is None else
+             f"b'ftrt' at 0-3, TensorRT {'.'.join(str(v) for v in layout)} at 24-26")
+    return f'{format_plan_prefix(prefix)} ({found})'
+
+
+def report_gate_verdict(report: Report, check: str, verdict: CheckResult, measured: str,
+                        limit: str) -> None:
+    """A gate check as a line: its SKIP stays a SKIP, its reason is the line's reason."""
+    if verdict.status == SKIP:
+        report.add_line(FAMILY, check, SKIP, _CRITERIA[check], measured, limit,
+                        f'gate: {verdict.reason}')
+    else:
+        report.verdict(verdict.status != FAIL, FAMILY, check, _CRITERIA[check], measured,
+                       limit, f'gate: {verdict.reason}')
 
 
 def check_plan_header(report: Report, engine: Path, expectation: GateExpectation) -> None:
     """Print the header and report the gate's verdict on it."""
-    header, verdict = plan_header_verdict(engine, expectation)
-    criterion = _CRITERIA['plan-header']
-    measured = format_header(header)
-    limit = f'TensorRT {expectation.tensorrt_version}'
-    if verdict.status == SKIP:
-        report.add_line(FAMILY, 'plan-header', SKIP, criterion, measured, limit,
-                        f'gate: {verdict.reason}')
-    else:
-        report.verdict(verdict.status != FAIL, FAMILY, 'plan-header', criterion, measured,
-                       limit, f'gate: {verdict.reason}')
+    report_gate_verdict(report, 'plan-header', gate_verdict(engine, expectation, 'plan-header'),
+                        describe_plan_prefix(engine),
+                        f'TensorRT {expectation.tensorrt_version}')
+
+
+def check_device_name(report: Report, engine: Path, expectation: GateExpectation) -> None:
+    """The device the manifest says built the engine against this one, as the gate sees it."""
+    built = Manifest.from_json(manifest_sidecar_path(engine).read_text(encoding='utf-8'))
+    report_gate_verdict(report, 'engine-device', gate_verdict(engine, expectation, 'device'),
+                        f'manifest {built.device.name!r}, this device '
+                        f'{expectation.device_name!r}',
+                        'the same device (a name that cannot tell it apart is a SKIP)')
 
 
 def check_sealed(report: Report, engine: Path) -> None:

@@ -9,6 +9,7 @@ from gps_denied_inference.runtimes.device_probe import (
     installed_tensorrt_version,
     JETPACK_FOR_L4T,
     l4t_release,
+    tegra_model_name,
 )
 from gps_denied_inference.selftest.report import Report
 from gps_denied_inference.selftest.session import mib, Session
@@ -44,11 +45,13 @@ def run(session: Session, report: Report) -> None:
                       f'driver API {_cuda_version(cuda.get_driver_version())}, PyCUDA built '
                       f'for {_cuda_version(_int_version(cuda.get_version()))}')
         name, capability = session.primary.describe()
+        model = tegra_model_name(options.proc_root)
         with session.primary.current():
             free, total = cuda.mem_get_info()
+        gated = (f'device-tree model {model!r}' if model else f'CUDA name {name!r}')
         report.passed(FAMILY, 'device', 'GPU name and compute capability',
                       f'{name}, compute capability {capability}, {mib(free)} free of '
-                      f'{mib(total)}')
+                      f'{mib(total)}; engines are gated on the {gated}')
     release = l4t_release(options.etc_root)
     if release is None:
         probed = describe_device(sys_root=options.sys_root, proc_root=options.proc_root,

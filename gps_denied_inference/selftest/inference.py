@@ -7,6 +7,7 @@ that key), else `--latency-limit-ms MS` (default 100 ms). For TensorRT one infer
 enqueueV3 -> D2H -> stream sync on the handle's own stream.
 """
 
+from dataclasses import replace
 from pathlib import Path
 import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -134,10 +135,7 @@ def params_targets(session: Session, report: Report) -> Tuple[
             if session.gpu is None:
                 targets.append((model.name, session.gpu_missing))
                 continue
-            expectation = session.gpu.expectation()
-            expectation = GateExpectation('tensorrt', model.sha256,
-                                          expectation.tensorrt_version,
-                                          expectation.compute_capability)
+            expectation = replace(session.gpu.expectation(), pinned_sha256=model.sha256)
         else:
             expectation = GateExpectation('onnxruntime', model.sha256)
         targets.append(Target(model.name, model.runtime, Path(model.engine_path), expectation,

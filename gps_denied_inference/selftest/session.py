@@ -59,17 +59,27 @@ class SelftestOptions:
 class Gpu:
     """TensorRT and PyCUDA modules and the session's retained primary context."""
 
-    def __init__(self, trt: Any, cuda: Any, primary: Any) -> None:
+    def __init__(self, trt: Any, cuda: Any, primary: Any, proc_root: str = '/proc') -> None:
         self.trt = trt
         self.cuda = cuda
         self.primary = primary
+        self.proc_root = proc_root
+
+    def device_name(self) -> str:
+        """The name builds record and the gate compares: the device-tree model, else CUDA's.
+
+        CUDA calls every Jetson Orin 'Orin'; the board's model string tells AGX, NX and Nano
+        apart.
+        """
+        from gps_denied_inference.runtimes.device_probe import tegra_model_name
+        return tegra_model_name(self.proc_root) or self.primary.describe()[0]
 
     def expectation(self) -> GateExpectation:
         """What the gate demands of an engine for this host: installed TensorRT, this GPU."""
         from gps_denied_inference.runtimes.device_probe import installed_tensorrt_version
         _, capability = self.primary.describe()
         return GateExpectation('tensorrt', None, installed_tensorrt_version()
-                               or str(self.trt.__version__), capability)
+                               or str(self.trt.__version__), capability, self.device_name())
 
 
 class Session:
@@ -88,6 +98,8 @@ class Session:
         self.demo_engine: Optional[Path] = None
         self.engine_missing = 'the FP16 demo engine was not built (see build/)'
         self._scene: Any = None
+        self.context_overhead: Optional[int] = None
+        self.context_overhead_note = 'the GPU was not opened'
 
     # -- GPU ---------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -112,6 +124,7 @@ class Session:
             self._gpu_missing = '; '.join(r for r in (self._gpu_missing, self._cuda_missing)
                                           if r)
             return
+        self._measure_context_overhead()
         try:
             primary = PrimaryContext(self._cuda, self.options.device_index)
         except Exception as err:  # noqa: B902 - pycuda raises its own Error classes
@@ -122,7 +135,32 @@ class Session:
             return
         self.primary = primary
         if trt is not None:
-            self._gpu = Gpu(trt, self._cuda, primary)
+            self._gpu = Gpu(trt, self._cuda, primary, self.options.proc_root)
+
+    def _measure_context_overhead(self) -> None:
+        """On a Jetson, the memory the first primary context takes (before the session's own).
+
+        Off a Jetson the GPU has its own memory and the host's MemAvailable says nothing
+        about it, so nothing is measured and the note says why.
+        """
+        from gps_denied_inference.runtimes import cuda_context
+        from gps_denied_inference.runtimes.device_probe import l4t_release
+        options = self.options
+        if l4t_release(options.etc_root) is None:
+            self.context_overhead_note = (f'not a Jetson (no {options.etc_root}/'
+                                          'nv_tegra_release): GPU memory is not host memory')
+            return
+        meminfo = f'{options.proc_root}/meminfo'
+        try:
+            measured = cuda_context.measure_context_overhead(
+                self._cuda, options.device_index,
+                lambda: cuda_context.mem_available_bytes(meminfo))
+        except Exception as err:  # noqa: B902 - pycuda raises its own Error classes
+            self.context_overhead_note = f'measuring failed: {type(err).__name__}: {err}'
+            return
+        self.context_overhead = measured
+        self.context_overhead_note = (f'{meminfo} unreadable' if measured is None else
+                                      'MemAvailable drop at the first retain')
 
     @property
     def gpu(self) -> Optional[Gpu]:

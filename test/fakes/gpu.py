@@ -57,6 +57,9 @@ class FakeGpu:
     def __init__(self, name: str = 'Orin (fake)', capability: Tuple[int, int] = (8, 7)) -> None:
         self.name = name
         self.capability = capability
+        self.total_bytes = 8 << 30
+        self.driver_version = 12060  # cuDriverGetVersion: 1000 * major + 10 * minor
+        self.cuda_version = (12, 6, 0)  # the CUDA headers PyCUDA was built against
         self.calls: List[Call] = []
         self.failures: Dict[str, Failure] = {}
         self.memory: Dict[int, bytearray] = {}

@@ -497,6 +497,31 @@ def test_a_copy_needs_a_real_stream_and_a_contiguous_array(fake):
     cuda.memcpy_htod_async(device, np.zeros(4, np.float32), cuda.Stream())
 
 
+def test_a_device_to_device_copy_is_checked_like_the_other_copies(fake):
+    import pycuda.driver as cuda
+    source, target = cuda.mem_alloc(8), cuda.mem_alloc(8)
+    cuda.memcpy_htod(source, np.arange(8, dtype=np.uint8))
+    with pytest.raises(TypeError, match='Stream'):
+        cuda.memcpy_dtod_async(target, source, 8, 0x5001)
+    with pytest.raises(cuda.LogicError, match='past the end'):
+        cuda.memcpy_dtod_async(target, source, 9, cuda.Stream())
+    cuda.memcpy_dtod_async(target, source, 8, cuda.Stream())
+    result = np.zeros(8, np.uint8)
+    cuda.memcpy_dtoh_async(result, target)
+    assert result.tolist() == list(range(8))
+
+
+def test_mem_get_info_needs_a_context_and_the_versions_do_not(fake):
+    import pycuda.driver as cuda
+    free, total = cuda.mem_get_info()
+    cuda.mem_alloc(1 << 20)
+    assert cuda.mem_get_info() == (free - (1 << 20), total)
+    fake.stack().clear()
+    with pytest.raises(cuda.LogicError, match='invalid device context'):
+        cuda.mem_get_info()
+    assert cuda.get_driver_version() == 12060 and cuda.get_version() == (12, 6, 0)
+
+
 def test_mem_alloc_of_nothing_fails_and_takes_its_size_by_position(fake):
     import pycuda.driver as cuda
     with pytest.raises(cuda.LogicError):

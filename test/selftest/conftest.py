@@ -1,10 +1,9 @@
-"""Fixtures: selftest options sized for tests, the GPU fakes with the selftest's extra calls."""
+"""Fixtures: selftest options sized for tests, the GPU fakes, a host without them."""
 
 from fakes import gpu
 import pytest
 
 from gps_denied_inference.selftest.session import SelftestOptions
-from selftest.gpu_shim import extend_fake_driver
 
 
 def small_options(work_dir, **changes):
@@ -28,9 +27,8 @@ def lines_by_check(report):
 
 @pytest.fixture
 def fake():
-    """The GPU fakes (TensorRT, PyCUDA, Polygraphy) with mem_get_info and friends."""
+    """The GPU fakes (TensorRT, PyCUDA, Polygraphy)."""
     with gpu.installed() as device:
-        extend_fake_driver(device)
         yield device
 
 

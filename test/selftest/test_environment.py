@@ -30,6 +30,7 @@ def test_on_a_jetson_6_2_every_fact_passes(fake, tmp_path):
     assert lines['environment/l4t'].measured == 'L4T 36.4.3 (JetPack 6.2)'
     assert lines['environment/power-mode'].measured == 'NV Power Mode: MAXN'
     assert 'compute capability 8.7' in lines['environment/device'].measured
+    assert "gated on the CUDA name 'Orin (fake)'" in lines['environment/device'].measured
     assert lines['environment/tensorrt'].measured == '10.3.0'
 
 

@@ -25,6 +25,25 @@ def init(flags=0):
     _gpu.active().record('cuda.init')
 
 
+def get_driver_version():
+    """cuDriverGetVersion: no context needed."""
+    return _gpu.active().driver_version
+
+
+def get_version():
+    """The CUDA version PyCUDA was compiled against, (major, minor, 0)."""
+    return _gpu.active().cuda_version
+
+
+def mem_get_info():
+    """(free, total) device bytes; cuMemGetInfo needs a current context."""
+    gpu = _gpu.active()
+    gpu.record('cuda.mem_get_info')
+    gpu.require_context('cuMemGetInfo')
+    used = sum(max(len(block), 1) for block in gpu.memory.values())
+    return gpu.total_bytes - used, gpu.total_bytes
+
+
 class Context:
     """A retained reference to the device's primary context, with PyCUDA's real rules.
 
@@ -221,6 +240,18 @@ def memcpy_dtoh_async(dest, src, stream=None):
         raise LogicError('cuMemcpyDtoHAsync failed: copy past the end of the allocation')
     view.reshape(-1).view(np.uint8)[:] = np.frombuffer(
         bytes(block[offset:offset + view.nbytes]), dtype=np.uint8)
+
+
+def memcpy_dtod_async(dest, src, size, stream=None):
+    _check_stream(stream)
+    gpu = _gpu.active()
+    gpu.record('cuda.memcpy_dtod_async', _address(dest), _address(src), size)
+    gpu.require_context('cuMemcpyDtoDAsync')
+    source, offset = gpu.find(_address(src))
+    target, target_offset = gpu.find(_address(dest))
+    if offset + size > len(source) or target_offset + size > len(target):
+        raise LogicError('cuMemcpyDtoDAsync failed: copy past the end of an allocation')
+    target[target_offset:target_offset + size] = bytes(source[offset:offset + size])
 
 
 def _check_stream(stream):
