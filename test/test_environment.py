@@ -97,7 +97,7 @@ ROSDEP_KEYS = {
     'std_msgs': 'std_msgs', 'ament_index_python': 'ament_index_python', 'launch': 'launch',
     'launch_ros': 'launch_ros', 'numpy': 'python3-numpy', 'cv2': 'python3-opencv',
     'onnx': None, 'onnxruntime': None, 'tensorrt': None, 'pycuda': None, 'polygraphy': None,
-    'pynvml': None,
+    'pynvml': None, 'yaml': 'python3-yaml',
 }
 
 

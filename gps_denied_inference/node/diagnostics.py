@@ -39,7 +39,8 @@ def model_status(node: str, model: str, active: bool, runtime_label: str, digest
                  stats: StatsSnapshot, previous: Optional[StatsSnapshot],
                  persistent_fault_frames: int, throttled: bool,
                  starvation: Optional[StarvationState] = None,
-                 geometry: Optional[GeometryReport] = None) -> StatusReport:
+                 geometry: Optional[GeometryReport] = None,
+                 latency_limit_ms: Optional[float] = None) -> StatusReport:
     """Summarise one model: counters, rate, latency, geometry and the worst current problem."""
     values = [
         ('runtime', runtime_label), ('engine_sha256', digest[:12]),
@@ -54,6 +55,7 @@ def model_status(node: str, model: str, active: bool, runtime_label: str, digest
         ('node_overhead_p50_ms', _ms(stats.node_overhead_p50_ms)),
         ('node_overhead_p95_ms', _ms(stats.node_overhead_p95_ms)),
         ('last_error', stats.last_error or '-'),
+        ('latency_limit_ms', '-' if latency_limit_ms is None else f'{latency_limit_ms:g}'),
         ('throttled', str(throttled).lower()),
     ]
     values.extend((f'rejected_{reason}', str(count))
@@ -70,6 +72,10 @@ def model_status(node: str, model: str, active: bool, runtime_label: str, digest
         level, message = WARN, 'thermal throttling: processing rate halved'
     if geometry is not None and geometry.problem and level == OK:
         level, message = WARN, geometry.problem
+    if (latency_limit_ms is not None and stats.latency_p95_ms is not None
+            and stats.latency_p95_ms > latency_limit_ms and level == OK):
+        level, message = WARN, (f'latency p95 {stats.latency_p95_ms:.1f} ms above its limit '
+                                f'{latency_limit_ms:g} ms (M.latency_limit_ms)')
     return StatusReport(name, level, message, tuple(values))
 
 

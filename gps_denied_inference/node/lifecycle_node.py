@@ -481,7 +481,8 @@ class InferenceNode(LifecycleNode):
                 node, name, active, model.runtime.current_runtime_label(),
                 model.handle.manifest.artifact_sha256, stats, self._previous_stats.get(name),
                 config.persistent_fault_frames, throttling, starvation,
-                pairing.report() if pairing is not None else None))
+                pairing.report() if pairing is not None else None,
+                model.config.latency_limit_ms))
             self._previous_stats[name] = stats
         budget = core.budget
         reports.append(diagnostics.memory_status(

@@ -19,7 +19,7 @@ from gps_denied_inference.runtimes.settings import (
     RUNTIME_LABELS,
     RuntimeConfig,
 )
-from gps_denied_inference.validation import GIB, one_of, require
+from gps_denied_inference.validation import GIB, one_of, positive_number, require
 
 INPUT_QOS = ('sensor_data', 'reliable')
 
@@ -36,6 +36,7 @@ class ModelConfig:
     providers: Tuple[str, ...] = ('CPUExecutionProvider',)
     overrides: PreprocessOverrides = field(default_factory=PreprocessOverrides)
     camera_info_topic: Optional[str] = None
+    latency_limit_ms: Optional[float] = None
 
     def __post_init__(self) -> None:
         owner = f'models.{self.name}'
@@ -53,6 +54,8 @@ class ModelConfig:
         require(isinstance(self.providers, tuple) and len(self.providers) > 0
                 and all(isinstance(p, str) and p for p in self.providers), owner, 'providers',
                 self.providers, 'a non-empty list of execution provider names')
+        if self.latency_limit_ms is not None:
+            positive_number(owner, 'latency_limit_ms', self.latency_limit_ms)
         if self.camera_info_topic is not None:
             require(isinstance(self.camera_info_topic, str) and bool(self.camera_info_topic),
                     owner, 'camera_info_topic', self.camera_info_topic,
@@ -97,6 +100,7 @@ MODEL_PARAMETERS: Dict[str, Any] = {
     'mean': None,
     'std': None,
     'camera_info_topic': None,
+    'latency_limit_ms': None,
 }
 
 # Parameters rclpy declares on every node (use_sim_time; Jazzy on: the type description
@@ -217,7 +221,8 @@ def _model_config(name: str, values: Mapping[str, Any], model_dir: str) -> Model
                        input_topic=get('input_topic', 'str'), runtime=get('runtime', 'str'),
                        sha256=sha256.lower() if sha256 else None,
                        providers=tuple(get('providers', 'strings')), overrides=overrides,
-                       camera_info_topic=get('camera_info_topic', 'str'))
+                       camera_info_topic=get('camera_info_topic', 'str'),
+                       latency_limit_ms=_float(get('latency_limit_ms', 'number')))
 
 
 def camera_info_topic_beside(image_topic: str) -> str:
@@ -227,6 +232,10 @@ def camera_info_topic_beside(image_topic: str) -> str:
     """
     namespace = [part for part in image_topic.split('/') if part][:-1]
     return '/' + '/'.join(namespace + ['camera_info'])
+
+
+def _float(value: Optional[Any]) -> Optional[float]:
+    return None if value is None else float(value)
 
 
 def _floats(values: Optional[Any]) -> Optional[Tuple[float, ...]]:

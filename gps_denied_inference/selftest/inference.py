@@ -2,9 +2,9 @@
 
 The models are those of the params file (`--params`), loaded together under its budgets
 as the node would, or else the demo model on each strategy. A model's latency limit is
-`--latency-limit-ms NAME=MS`, else `M.latency_limit_ms` in the params file (the node ignores
-that key), else `--latency-limit-ms MS` (default 100 ms). For TensorRT one infer is H2D ->
-enqueueV3 -> D2H -> stream sync on the handle's own stream.
+`--latency-limit-ms NAME=MS`, else `M.latency_limit_ms` in the params file (which the node
+also WARNs against on /diagnostics), else `--latency-limit-ms MS` (default 100 ms). For
+TensorRT one infer is H2D -> enqueueV3 -> D2H -> stream sync on the handle's own stream.
 """
 
 from dataclasses import replace
@@ -124,9 +124,8 @@ def params_targets(session: Session, report: Report) -> Tuple[
     targets: List[Union[Target, Tuple[str, str]]] = []
     limits: Dict[str, float] = {}
     for model in config.models:
-        limit = values.get(f'{model.name}.latency_limit_ms')
-        if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0:
-            limits[model.name] = float(limit)
+        if model.latency_limit_ms is not None:
+            limits[model.name] = model.latency_limit_ms
         if not Path(model.engine_path).is_file():
             report.failed(FAMILY, f'latency-{model.name}', 'the model loads and activates',
                           'not loaded', reason=f'{model.engine_path} does not exist')

@@ -138,3 +138,16 @@ def test_a_camera_info_that_does_not_describe_the_frames_warns():
     report = status(snap(), geometry=geometry(problem='the CameraInfo on /c does not ...'))
     assert report.level == 'WARN' and report.message.startswith('the CameraInfo on /c')
     assert status(snap(), geometry=geometry()).level == 'OK'
+
+
+@pytest.mark.parametrize('limit_ms,level', [(None, 'OK'), (20.0, 'OK'), (9.0, 'OK'),
+                                            (8.5, 'WARN')])
+def test_a_p95_latency_above_the_models_limit_warns(limit_ms, level):
+    report = diagnostics.model_status('node', 'm', True, 'onnxruntime/CPU', 'ab' * 32, snap(),
+                                      None, 5, False, latency_limit_ms=limit_ms)
+    assert report.level == level
+    assert dict(report.values)['latency_limit_ms'] == ('-' if limit_ms is None
+                                                      else f'{limit_ms:g}')
+    if level == 'WARN':
+        assert report.message == ('latency p95 9.0 ms above its limit 8.5 ms '
+                                  '(M.latency_limit_ms)')

@@ -147,3 +147,11 @@ def test_ros_parameters_are_left_alone():
         'qos_overrides./parameter_events.publisher.depth': 10,
         '/bond_disable_heartbeat_timeout': False}))
     assert config.models[0].name == 'corners'
+
+
+def test_a_latency_limit_is_a_known_positive_number():
+    assert node_config_from_values(_values()).models[0].latency_limit_ms is None
+    config = node_config_from_values(_values(**{'corners.latency_limit_ms': 40}))
+    assert config.models[0].latency_limit_ms == 40.0
+    with pytest.raises(ConfigError, match='latency_limit_ms'):
+        node_config_from_values(_values(**{'corners.latency_limit_ms': 0.0}))
