@@ -13,7 +13,6 @@ output is refused at configure; cast inside the model instead. Bytes are little-
 (is_bigendian = 0), rows tightly packed (step = width * channels * sample size).
 """
 
-from array import array
 from dataclasses import dataclass
 import re
 from typing import Any, Dict, Optional, Tuple, Union
@@ -105,20 +104,19 @@ def image_layout_for(shape: Tuple[int, ...], dtype: Union[str, np.dtype],
     return OutputLayout(height, width, channels, f'{wire[1]}C{channels}', step, wire[0])
 
 
-def encode_output(tensor: np.ndarray, layout: OutputLayout) -> array:
-    """The tensor's C-order little-endian bytes as array('B').
+def encode_output(tensor: np.ndarray, layout: OutputLayout) -> np.ndarray:
+    """The tensor's C-order little-endian bytes as a flat uint8 array.
 
-    rclpy stores an array('B') in a uint8[] field with one memcpy (bytes too, but a memoryview
-    would be copied value by value), and as is when it checks fields.
+    A view of the tensor itself when it already is C-contiguous in its little-endian wire
+    dtype (what runtimes return): no copy. Otherwise (float16, bool, strided or big-endian
+    tensors) a view of one converted copy.
     """
     if _image_shape(tensor.shape) != (layout.height, layout.width, layout.channels):
         raise InferenceError(f'output of shape {tensor.shape} does not map to its layout '
                              f'{layout.height} x {layout.width} x {layout.channels} '
                              f'{layout.encoding}')
     wire = np.ascontiguousarray(tensor, dtype=np.dtype(layout.wire_dtype).newbyteorder('<'))
-    data = array('B')
-    data.frombytes(memoryview(wire).cast('B'))
-    return data
+    return wire.reshape(-1).view(np.uint8)
 
 
 def decode_output(encoding: str, height: int, width: int, data: Any) -> np.ndarray:
@@ -146,3 +144,4 @@ def count_nonfinite(tensor: np.ndarray) -> int:
     if tensor.dtype.kind != 'f':
         return 0
     return int(tensor.size - np.count_nonzero(np.isfinite(tensor)))
+
