@@ -128,6 +128,30 @@ def step_stats(frames: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Optiona
     return stats
 
 
+def dropped_frames(frames: Dict[str, Dict[str, Any]]) -> List[Dict[str, Optional[float]]]:
+    """Each frame that reached the callback but never the model, and what surrounded it.
+
+    Per dropped frame, in ms: how late its callback ran after the camera stamped it, the gap
+    to the next frame's callback (the newer input that replaced it), and how long the model
+    had been busy with an earlier frame when it arrived (None when the model was idle).
+    """
+    ordered = sorted((f for f in frames.values() if 'callback0' in f),
+                     key=lambda f: f['callback0'])
+    drops = []
+    for index, frame in enumerate(ordered):
+        if 'infer0' in frame:
+            continue
+        arrived = frame['callback0']
+        busy = [arrived - f['infer0'] for f in ordered
+                if 'infer0' in f and f['infer0'] <= arrived < f.get('infer1', float('inf'))]
+        following = ordered[index + 1]['callback0'] if index + 1 < len(ordered) else None
+        drops.append({
+            'camera_to_callback_ms': 1e3 * frame['camera_to_callback_s'],
+            'next_callback_after_ms': None if following is None else 1e3 * (following - arrived),
+            'model_busy_for_ms': 1e3 * busy[0] if busy else None})
+    return drops
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one timeline; print and write it."""
     args_list = sys.argv[1:] if argv is None else argv
@@ -229,6 +253,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         'steps': steps, 'e2e': percentiles_ms(e2e),
         'node_counters': {'received': stats.received, 'processed': stats.processed,
                           'dropped': stats.dropped},
+        'dropped_frames': dropped_frames(timeline.frames),
         'published_inline': inline, 'frames_timed': timeline.frames}
     (args.out / f'timeline_{args.model}.json').write_text(json.dumps(result, indent=1))
     print(f"{args.model}: {result['output_bytes'] / 1e6:.2f} MB out per frame, paced at "
@@ -241,6 +266,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name, values in rows:
         print(f"  {name:54s} p50 {values['p50_ms'] or 0:8.2f}  p95 {values['p95_ms'] or 0:8.2f}"
               f"  ms  (n {values['n']})")
+    late = result['steps']['camera stamp to callback']
+    for drop in result['dropped_frames']:
+        print(f"  dropped: callback {drop['camera_to_callback_ms']:.1f} ms after the stamp "
+              f"(p50 {late['p50_ms'] or 0:.1f}), next frame's callback "
+              f"{drop['next_callback_after_ms'] or 0:.1f} ms later, model busy for "
+              f"{drop['model_busy_for_ms'] or 0:.1f} ms")
     return 0
 
 

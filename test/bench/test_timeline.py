@@ -25,3 +25,18 @@ def test_each_step_is_the_time_between_its_two_marks():
     own = stats["node's own cost (callback to published, less infer)"]
     assert own['p50_ms'] == pytest.approx(3.2) and own['n'] == 5
     assert stats['camera stamp to callback']['p50_ms'] == pytest.approx(2.0)
+
+
+def test_a_dropped_frame_is_shown_with_its_lateness_and_the_busy_model():
+    ms = 1e-3
+    frames = {
+        'a': {'callback0': 0.0, 'infer0': 1 * ms, 'infer1': 101 * ms,
+              'camera_to_callback_s': 0.001},
+        'b': {'callback0': 60 * ms, 'camera_to_callback_s': 0.030},
+        'c': {'callback0': 61 * ms, 'infer0': 101.5 * ms, 'infer1': 200 * ms,
+              'camera_to_callback_s': 0.001},
+    }
+    (drop,) = timeline.dropped_frames(frames)
+    assert drop['camera_to_callback_ms'] == pytest.approx(30.0)
+    assert drop['next_callback_after_ms'] == pytest.approx(1.0)
+    assert drop['model_busy_for_ms'] == pytest.approx(59.0)
