@@ -148,8 +148,23 @@ def dropped_frames(frames: Dict[str, Dict[str, Any]]) -> List[Dict[str, Optional
         drops.append({
             'camera_to_callback_ms': 1e3 * frame['camera_to_callback_s'],
             'next_callback_after_ms': None if following is None else 1e3 * (following - arrived),
-            'model_busy_for_ms': 1e3 * busy[0] if busy else None})
+            'model_busy_for_ms': 1e3 * busy[0] if busy else None,
+            'when_replaced': None if following is None else _doing(ordered, following)})
     return drops
+
+
+def _doing(frames: List[Dict[str, Any]], at: float) -> str:
+    """What the inference thread was doing at `at`: in an infer call (and for how long so
+    far, and in all), publishing, or neither.
+    """
+    for frame in frames:
+        if frame.get('infer0', at + 1) <= at < frame.get('infer1', float('inf')):
+            return (f'in an infer call for {1e3 * (at - frame["infer0"]):.1f} ms, which took '
+                    f'{1e3 * (frame.get("infer1", at) - frame["infer0"]):.1f} ms')
+        if frame.get('deliver0', at + 1) <= at < frame.get('deliver1', float('inf')):
+            return f'checking and publishing for {1e3 * (at - frame["deliver0"]):.1f} ms'
+    return 'neither inferring nor publishing'
+
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -271,7 +286,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"  dropped: callback {drop['camera_to_callback_ms']:.1f} ms after the stamp "
               f"(p50 {late['p50_ms'] or 0:.1f}), next frame's callback "
               f"{drop['next_callback_after_ms'] or 0:.1f} ms later, model busy for "
-              f"{drop['model_busy_for_ms'] or 0:.1f} ms")
+              f"{drop['model_busy_for_ms'] or 0:.1f} ms; when replaced the inference thread "
+              f"was {drop['when_replaced']}")
     return 0
 
 

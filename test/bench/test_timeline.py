@@ -40,3 +40,4 @@ def test_a_dropped_frame_is_shown_with_its_lateness_and_the_busy_model():
     assert drop['camera_to_callback_ms'] == pytest.approx(30.0)
     assert drop['next_callback_after_ms'] == pytest.approx(1.0)
     assert drop['model_busy_for_ms'] == pytest.approx(59.0)
+    assert drop['when_replaced'] == 'in an infer call for 60.0 ms, which took 100.0 ms'
