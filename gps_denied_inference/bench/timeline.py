@@ -154,9 +154,7 @@ def dropped_frames(frames: Dict[str, Dict[str, Any]]) -> List[Dict[str, Optional
 
 
 def _doing(frames: List[Dict[str, Any]], at: float) -> str:
-    """What the inference thread was doing at `at`: in an infer call (and for how long so
-    far, and in all), publishing, or neither.
-    """
+    """What the inference thread was doing at `at`: inferring, publishing, or neither."""
     for frame in frames:
         if frame.get('infer0', at + 1) <= at < frame.get('infer1', float('inf')):
             return (f'in an infer call for {1e3 * (at - frame["infer0"]):.1f} ms, which took '
