@@ -425,46 +425,18 @@ def render(results: Dict[str, Any]) -> str:
 
 
 def readme_section(results: Dict[str, Any]) -> str:
-    """The README text: the latest tables and what they mean."""
+    """The "Latest run" section of docs/benchmark.md: the tables and what they mean."""
     meta = results['meta']
     loads = '; '.join(f'{s}: ' + ' -> '.join('/'.join(f'{x:.1f}' for x in load)
                                              for load in values)
                       for s, values in meta['load_average'].items())
     parts = [
-        '## Benchmark (`make bench`)', '',
-        f'Latest run: {meta["date_utc"]}, {meta["cpus"]} CPUs ({meta["machine"]}), no GPU: '
+        '## Latest run', '',
+        f'Run of {meta["date_utc"]}: {meta["cpus"]} CPUs ({meta["machine"]}), no GPU: '
         f'ONNX Runtime {meta["onnxruntime"]} on {meta["execution_provider"]}, as the node '
         f'runs it. Load average (1/5/15 min) at start -> end of each setting: {loads}. '
-        'Other work shared the machine, so read the noise row before comparing numbers; '
-        'between whole runs at different load the numbers move by more than that row says, '
-        'so compare runs only at similar load.',
-        '',
-        "Every latency is the receiver's wall clock minus the frame's header stamp (set at "
-        'publish). The node, the camera and the bare subscriber are separate processes. Each row '
-        "is the median over repeated runs of that run's p50/p95 (the overload is one run). `make "
-        'bench` takes about 7 minutes here; `python -m gps_denied_inference.bench --quick` about '
-        '1.5 (one repeat, 8 s overload: a check, not numbers for this table). Sections: (1) raw ='
-        ' `session.run` on the already preprocessed tensor in a tight loop, the limit the node '
-        'cannot beat, timed at the start of the run and again (paired raw) right before each '
-        'paced and saturated run while the node is idle; (2) transport floor = the same frames to'
-        " a bare subscriber in another process; return floor = the model's own outputs, laid out "
-        'as the node publishes them, sent reliably by a bare publisher to a bare subscriber at '
-        'the paced rate, latency to the last output of a frame; (3) node end-to-end = frame '
-        'published to the node until every output of that frame (keypoints 1024x3 32FC1, '
-        "descriptors 1024xC 32FC1) has arrived, with frames paced at half the model's rate (at "
-        'most 30 Hz) so nothing queues; overhead = end-to-end - paired raw - transport floor, per'
-        ' percentile and per run (the start-of-run raw gives the second row). A difference of '
-        'percentiles is an approximation (percentiles do not add), and this overhead includes '
-        'carrying the outputs back, which the input-side floor does not cover: hence the return '
-        "floor, and the node's own overhead as the node measures it per frame (callback to "
-        'outputs published, less the infer call; `node_overhead_p50_ms` on /diagnostics); (4) '
-        'saturated = frames offered at 1.5x the raw rate, outputs per second over the paired raw '
-        "throughput; (5) overload = 2x the raw rate for the stated seconds, the node's one-slot "
-        "mailbox drops what it cannot process and counts it; RSS is the node process's resident "
-        'set at the start and end of the overload; (6) start-up = configure + activate through '
-        'the lifecycle services (gate, budget, session, warm-up) vs creating a raw session and '
-        'one warm-up run: the median of the cycles after the first in one node process (the '
-        'first, which also imports ONNX Runtime, in brackets).',
+        'Other work shared the machine: read the noise row and "How to read the noise" before '
+        'comparing numbers. The method and every row are described above.',
         '']
     if results['issue7']:
         parts += ['### Node vs raw ONNX Runtime vs transport (640x480 mono8, shipped profile)',
