@@ -1,6 +1,4 @@
-"""The A/B's variants compute the same thing: both encodings carry the same bytes, both checks
-flag the same frames.
-"""
+"""The A/B's variants compute the same thing: the same bytes, the same frames flagged."""
 
 import numpy as np
 import pytest
