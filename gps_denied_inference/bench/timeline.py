@@ -177,6 +177,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--rate-fraction', type=float, default=0.5,
                         help="the stream's rate as a fraction of the raw rate (default 0.5)")
     parser.add_argument('--out', type=Path, default=ROOT / 'build' / 'bench')
+    parser.add_argument('--publisher', choices=('node', 'before'), default='node',
+                        help="the node's output publishing, or issue 21's 'before' (an "
+                             "array('B') copy in a new Image per output) for an A/B")
     args = parser.parse_args(args_list)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -227,6 +230,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         node.trigger_configure()
         node.trigger_activate()
         worker = node._workers[args.model]
+        if args.publisher == 'before':
+            from gps_denied_inference.bench.publish_cost import old_publisher
+            worker._publish = old_publisher(node._output_publishers[args.model])
         timeline = Timeline(worker)
         receiver.stdout.readline()
         cam.stdout.readline()
@@ -259,6 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                  if f.get('deliver_thread', '').startswith('worker-'))
     result = {
         'model': args.model, 'rate_hz': rate, 'frames': args.frames,
+        'publisher': args.publisher,
         'camera': camera_result, 'load_average_at_start': load,
         'output_bytes': int(sum(np.prod(s.shape) * 4 for s in manifest.outputs)),
         'raw_tight': percentiles_ms(tight['latencies_s']),
@@ -269,10 +276,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         'dropped_frames': dropped_frames(timeline.frames),
         'published_inline': inline, 'frames_timed': timeline.frames}
     (args.out / f'timeline_{args.model}.json').write_text(json.dumps(result, indent=1))
-    print(f"{args.model}: {result['output_bytes'] / 1e6:.2f} MB out per frame, paced at "
-          f'{rate:.2f} Hz ({args.rate_fraction} x raw), {args.frames} frames, load '
-          f'{load[0]:.1f}; received {stats.received}, processed {stats.processed}, dropped '
-          f'{stats.dropped}; published on the inference thread {inline}')
+    print(f"{args.model} ({args.publisher} publisher): {result['output_bytes'] / 1e6:.2f} MB "
+          f'out per frame, paced at {rate:.2f} Hz ({args.rate_fraction} x raw), '
+          f'{args.frames} frames, load {load[0]:.1f}; received {stats.received}, processed '
+          f'{stats.processed}, dropped {stats.dropped}; published on the inference thread '
+          f'{inline}')
     rows = [('raw session.run, tight', result['raw_tight']),
             ("raw session.run, paced at the stream's rate", result['raw_paced']),
             *steps.items(), ('end to end (receiver)', result['e2e'])]
