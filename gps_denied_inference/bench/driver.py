@@ -7,8 +7,10 @@ outputs to it (return floor), then for each node process: configure/activate cyc
 throughput) and the 2x overload with the node's RSS sampled. Right before each paced and
 saturated stream it times raw session.run in this process while the node is idle (the
 paired raw baseline: a tight loop, and before a paced stream also a loop paced at that
-stream's rate). It records raw observations only (sent frame ids, per-frame latencies, node
-counters, raw latencies); the benchmark computes every statistic. The process inherits its
+stream's rate), and right before each paired paced stream it sends the same stream to the
+model's null node (bench/null_node.py: the node's transport with no work in between). It
+records raw observations only (sent frame ids, per-frame latencies, node counters, raw
+latencies); the benchmark computes every statistic. The process inherits its
 DDS settings from its environment, so the benchmark can run it with the shipped profile or
 with defaults.
 """
@@ -315,12 +317,19 @@ class Driver:
             status = f'{name}: model {model}'
             self._phase(camera, collector, status, 'warmup', spec['e2e'][0]['kind'],
                         spec['e2e'][0]['rate_hz'], WARMUP_FRAMES, spec)
+            null = NullStream(self, spec, model) if spec.get('null') else None
             for phase in spec['e2e']:
                 for repeat in range(phase['repeats']):
+                    label = f'e2e/{phase["kind"]}/{repeat}'
+                    paired = phase['paired']
+                    floor = (null.phase(f'null/{phase["kind"]}/{repeat}', phase)
+                             if paired and null is not None else None)
                     record['e2e'].append(self._phase(
-                        camera, collector, status, f'e2e/{phase["kind"]}/{repeat}',
-                        phase['kind'], phase['rate_hz'], phase['frames'], spec,
-                        raw=raw if phase['paired'] else None, paced_raw=True))
+                        camera, collector, status, label, phase['kind'], phase['rate_hz'],
+                        phase['frames'], spec, raw=raw if paired else None, paced_raw=True))
+                    record['e2e'][-1]['null'] = floor
+            if null is not None:
+                null.close()
             saturated = spec.get('saturated')
             for repeat in range(saturated['repeats'] if saturated else 0):
                 record['saturated'].append(self._phase(
@@ -389,6 +398,57 @@ class Driver:
                 'camera_cpu_s': cpu_after[1] - cpu_before[1],
                 'machine_busy': busy_fraction(cpu_before[2], cpu_after[2]),
                 'raw': raw_run, 'paced_raw': paced_run, 'node_times': after['node_times']}
+
+
+class NullStream:
+    """The null node of one model: the same paced stream, answered with no work between.
+
+    Run right before each paired node phase, with the same frames, rate and count, so the
+    node and its floor are measured seconds apart in the same run.
+    """
+
+    def __init__(self, driver: 'Driver', spec: Dict[str, Any], model: str) -> None:
+        from sensor_msgs.msg import Image
+
+        self._driver = driver
+        self._spec = spec
+        self._null = spec['null']
+        self.collector = OutputCollector(driver.ros, self._null['node'], model,
+                                         tuple(spec['outputs']))
+        self.camera = driver.ros.node.create_publisher(Image, self._null['input_topic'],
+                                                       CAMERA_QOS)
+        if not wait_until(lambda: self.camera.get_subscription_count() > 0
+                          and all(s.get_publisher_count() > 0
+                                  for s in self.collector.subscriptions), MATCH_TIMEOUT_S):
+            raise GpsDeniedInferenceError(f'null node /{self._null["node"]}: input or outputs '
+                                          f'did not match within {MATCH_TIMEOUT_S:.0f} s')
+        kind = spec['e2e'][0]['kind']
+        self._stream('null/warmup', kind, spec['e2e'][0]['rate_hz'], WARMUP_FRAMES)
+
+    def phase(self, label: str, phase: Dict[str, Any]) -> Dict[str, Any]:
+        """One stream like the node phase `phase`: latencies, CPU, machine load."""
+        before = (process_cpu_s(self._null['pid']), machine_cpu())
+        run, completed = self._stream(label, phase['kind'], phase['rate_hz'],
+                                      phase.get('null_frames', phase['frames']))
+        after = (process_cpu_s(self._null['pid']), machine_cpu())
+        return {'label': label, 'sent': len(run['frame_ids']),
+                'rate_hz_achieved': run['rate_hz_achieved'],
+                'latencies_s': [latency for latency, _ in completed],
+                'null_cpu_s': after[0] - before[0],
+                'machine_busy': busy_fraction(before[1], after[1])}
+
+    def _stream(self, label: str, kind: str, rate_hz: float, frames: int) -> Tuple[Any, Any]:
+        run = stream(camera_sender(self.camera, self._driver.messages(kind)), rate_hz, frames,
+                     label)
+        settle = self._spec['settle_s']
+        self.collector.wait_settled(run['frame_ids'], quiet_s=settle, limit_s=4 * settle)
+        return run, self.collector.take(run['frame_ids'])
+
+    def close(self) -> None:
+        """Destroy the camera publisher and the output subscriptions."""
+        self._driver.ros.node.destroy_publisher(self.camera)
+        for subscription in self.collector.subscriptions:
+            self._driver.ros.node.destroy_subscription(subscription)
 
 
 class RssSampler:

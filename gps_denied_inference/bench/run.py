@@ -1,8 +1,13 @@
 """`make bench`: what the node costs over ONNX Runtime and the transport, in one run.
 
-Generates and seals the demo (Harris corner) and SuperPoint-sized models, then measures on
-this machine with the same 640x480 frames: (1) raw session.run, (2) the transport floor to a
-bare subscriber in another process, (3) the node's end-to-end latency and its overhead,
+Generates and seals three models (profiles): the demo Harris corner detector and the
+SuperPoint-sized network, both with sparse top-K outputs, and the SuperPoint-sized network
+with its dense heads as outputs (6.2 MB per frame). Then measures on this machine with the
+same 640x480 frames: (1) raw session.run, (2) the transport floor to a bare subscriber in
+another process and, per model, the null-node floor (bench/null_node.py: the same stream
+answered with precomputed outputs of the model's sizes, no work in between), (3) the node's
+end-to-end latency, its overhead over the paced raw model and the null-node floor, its own
+cost per frame and the frames its mailbox dropped when paced at half the raw rate,
 (4) saturated throughput, (5) a 60 s overload at twice the model's rate with the node's RSS,
 (6) start-up against a raw session plus warm-up; and the transport matrix (640x480
 mono8, 640x480 rgb8, 1280x720 rgb8; Fast DDS defaults vs the shipped profile). The node, the
@@ -22,13 +27,13 @@ import random
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from gps_denied_inference.artifacts.sealing import manifest_sidecar_path
 from gps_denied_inference.bench import report
 from gps_denied_inference.bench.frames import FRAME_KINDS
-from gps_denied_inference.bench.report import ISSUE7_KIND
-from gps_denied_inference.demo.models import OUTPUT_NAMES, write_demo_model
+from gps_denied_inference.bench.report import ISSUE7_KIND, PACED_FRAMES_TARGET
+from gps_denied_inference.demo.models import write_demo_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE_FILE = ROOT / 'config' / 'fastdds_large_data.xml'
@@ -36,7 +41,12 @@ PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES
 # Fast DDS 2.x (Humble, Iron, Jazzy) reads FASTRTPS_..., 3.x (Kilted wheels) FASTDDS_....
 FAST_DDS_2_DISTROS = ('humble', 'iron', 'jazzy')
 SETTINGS = ('shipped', 'default')
-MODELS = {'corners': False, 'superpoint': True}  # name -> superpoint-sized
+# name -> (write_demo_model options, kind of outputs for the targets)
+MODELS: Dict[str, Tuple[Dict[str, bool], str]] = {
+    'corners': ({}, 'sparse'),
+    'superpoint': ({'superpoint': True}, 'sparse'),
+    'dense': ({'dense': True}, 'dense'),
+}
 CAMERA_RATE_HZ = 30.0
 
 
@@ -59,19 +69,21 @@ class Profile:
     paired_raw_min_iterations: int = 5
     # Frames per camera format for the subscription callback's decode + preprocess.
     callback_iterations: int = 200
+    # Paced frames to the node over all repeats of the paired stream (the drop target's count).
+    paced_frames: int = PACED_FRAMES_TARGET
 
 
 FULL = Profile()
 QUICK = Profile(repeats=1, raw_seconds=1.0, raw_min_iterations=3, floor_frames=20,
                 e2e_seconds=1.5, e2e_min_frames=3, saturated_seconds=3.0,
                 overload_seconds=8.0, startup_cycles=2, paired_raw_seconds=0.5,
-                paired_raw_min_iterations=3, callback_iterations=50)
+                paired_raw_min_iterations=3, callback_iterations=50, paced_frames=30)
 # For the smoke test: every section runs and every number is produced, none is meaningful;
 # 10 frames per phase so a few lost best-effort frames still leave numbers to check.
 SMOKE = Profile(repeats=1, raw_seconds=0.2, raw_min_iterations=3, floor_frames=10,
                 e2e_seconds=0.2, e2e_min_frames=10, saturated_seconds=0.5,
                 overload_seconds=1.0, startup_cycles=1, paired_raw_seconds=0.1,
-                paired_raw_min_iterations=2, callback_iterations=3)
+                paired_raw_min_iterations=2, callback_iterations=3, paced_frames=10)
 
 
 def log(message: str) -> None:
@@ -93,6 +105,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help=f'comma-separated subset of {", ".join(SETTINGS)}')
     parser.add_argument('--overload-seconds', type=float, default=None,
                         help='override the overload duration (the issue asks for 60 s)')
+    parser.add_argument('--paced-frames', type=int, default=None,
+                        help=f'override the paced frames per model (the drop target counts '
+                             f'{PACED_FRAMES_TARGET})')
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(',') if m]
     args.settings = [s for s in args.settings.split(',') if s]
@@ -188,33 +203,52 @@ def e2e_rate_hz(raw: Dict[str, Any]) -> float:
     return min(CAMERA_RATE_HZ, 0.5 * raw['throughput_hz'])
 
 
-def return_topics(name: str) -> Dict[str, str]:
+def return_topics(name: str, outputs: List[str]) -> Dict[str, str]:
     """{output: topic} the return floor sends model `name`'s outputs on."""
-    return {output: f'/bench/return/{name}/{output}' for output in OUTPUT_NAMES}
+    return {output: f'/bench/return/{name}/{output}' for output in outputs}
 
 
-def return_floor_plan(name: str, model_path: Path, raw: Dict[str, Any],
-                      profile: Profile) -> Dict[str, Any]:
+def return_floor_plan(name: str, model_path: Path, raw: Dict[str, Any], profile: Profile,
+                      outputs: List[str]) -> Dict[str, Any]:
     """One model's outputs sent to the bare subscriber as the node sends them, at e2e pace."""
     rate = e2e_rate_hz(raw)
     return {'model': name, 'manifest': str(manifest_sidecar_path(model_path)),
-            'topics': return_topics(name), 'rate_hz': rate, 'repeats': profile.repeats,
+            'topics': return_topics(name, outputs), 'rate_hz': rate,
+            'repeats': profile.repeats,
             'frames': phase_frames(rate, profile.e2e_seconds, profile.e2e_min_frames)}
 
 
+def null_node_name(name: str) -> str:
+    """The null node of model `name`; it publishes on /<this>/<name>/<output>."""
+    return f'bench_null_{name}'
+
+
+def null_input_topic(name: str) -> str:
+    """The camera topic the null node of model `name` subscribes to."""
+    return f'/bench/null/{name}'
+
+
 def node_plan(name: str, pid: int, raw: Dict[str, Any], profile: Profile, full: bool,
-              kinds: List[str], model_path: Path) -> Dict[str, Any]:
+              kinds: List[str], model_path: Path, outputs: List[str],
+              null_pid: Optional[int] = None) -> Dict[str, Any]:
     """The driver's plan for one node: start-up, e2e per frame kind, saturated, overload.
 
     In the full plan, issue 7's paced streams (640x480 mono8) and the saturated streams are
-    paired: the driver times raw session.run right before each. The transport-only plan
+    paired: the driver times raw session.run right before each, and the paced streams send
+    `profile.paced_frames` frames in all, each repeat right after a stream at the same rate
+    to the model's null node (process `null_pid`; as many frames as an unpaired stream: the
+    floor is transport, the paced count is for the drop target). The transport-only plan
     (issue 9's matrix) pairs nothing: no figure uses it.
     """
     raw_hz = raw['throughput_hz']
     e2e_rate = e2e_rate_hz(raw)
+    e2e_frames = phase_frames(e2e_rate, profile.e2e_seconds, profile.e2e_min_frames)
+    paced_frames = max(profile.e2e_min_frames, -(-profile.paced_frames // profile.repeats))
     plan: Dict[str, Any] = {
         'node': f'bench_{name}', 'model': name, 'pid': pid,
-        'input_topic': f'/bench/camera/{name}', 'outputs': list(OUTPUT_NAMES),
+        'input_topic': f'/bench/camera/{name}', 'outputs': list(outputs),
+        'null': ({'node': null_node_name(name), 'input_topic': null_input_topic(name),
+                  'pid': null_pid} if full and null_pid is not None else None),
         'startup_cycles': profile.startup_cycles if full else 1,
         'settle_s': max(1.0, 3e-3 * raw['p95_ms']),
         'diagnostics_timeout_s': 10.0,
@@ -223,7 +257,8 @@ def node_plan(name: str, pid: int, raw: Dict[str, Any], profile: Profile, full: 
                          'seconds': profile.paired_raw_seconds,
                          'min_iterations': profile.paired_raw_min_iterations} if full else None,
         'e2e': [{'kind': kind, 'rate_hz': e2e_rate, 'repeats': profile.repeats,
-                 'frames': phase_frames(e2e_rate, profile.e2e_seconds, profile.e2e_min_frames),
+                 'frames': paced_frames if full and kind == ISSUE7_KIND else e2e_frames,
+                 'null_frames': min(e2e_frames, paced_frames),
                  'paired': full and kind == ISSUE7_KIND}
                 for kind in kinds],
         'saturated': None, 'overload': None}
@@ -241,7 +276,7 @@ def node_plan(name: str, pid: int, raw: Dict[str, Any], profile: Profile, full: 
 
 def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
                 raw: Dict[str, Dict[str, Any]], paths: Dict[str, Path],
-                domain_id: int) -> Dict[str, Any]:
+                outputs: Dict[str, List[str]], domain_id: int) -> Dict[str, Any]:
     """Every child process under one DDS setting; returns the driver's and subscriber's data."""
     out: Path = args.out
     logs = out / 'logs'
@@ -253,8 +288,8 @@ def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
     issue7 = setting == 'shipped'
     models = args.models if issue7 else [args.models[0]]
     floor_topics = {kind: f'/bench/floor/{kind}' for kind in FRAME_KINDS}
-    returns = ([return_floor_plan(name, paths[name], raw[name], profile) for name in models]
-               if issue7 else [])
+    returns = ([return_floor_plan(name, paths[name], raw[name], profile, outputs[name])
+                for name in models] if issue7 else [])
     subscribed = ([f'camera:{topic}' for topic in floor_topics.values()]
                   + [f'output:{topic}' for step in returns for topic in step['topics'].values()])
     received_path = out / f'floor_{setting}.json'
@@ -272,6 +307,10 @@ def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
     nodes = {name: spawn(f'node_{name}', [
         python, '-m', 'gps_denied_inference.node', '--ros-args', '--params-file',
         str(write_params(out, name)), '-r', f'__node:=bench_{name}']) for name in models}
+    nulls = ({name: spawn(f'null_node_{name}', [
+        python, '-m', 'gps_denied_inference.bench.null_node', null_node_name(name), name,
+        str(manifest_sidecar_path(paths[name])), null_input_topic(name)],
+        stdin=subprocess.PIPE) for name in models} if issue7 else {})
     plan = {
         'scene_seed': 7,
         'floor': [{'kind': kind, 'topic': topic, 'frames': profile.floor_frames,
@@ -280,12 +319,14 @@ def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
         'return_floor': returns,
         'nodes': [node_plan(name, nodes[name].pid, raw[name], profile, full=issue7,
                             kinds=list(FRAME_KINDS) if name == args.models[0]
-                            else [ISSUE7_KIND], model_path=paths[name])
+                            else [ISSUE7_KIND], model_path=paths[name],
+                            outputs=outputs[name],
+                            null_pid=nulls[name].pid if name in nulls else None)
                   for name in models]}
     plan_path, result_path = out / f'plan_{setting}.json', out / f'driver_{setting}.json'
     plan_path.write_text(json.dumps(plan, indent=1))
-    log(f'{setting}: camera/driver, bare subscriber and node(s) {", ".join(models)} started '
-        f'(logs in {logs})')
+    log(f'{setting}: camera/driver, bare subscriber, node(s) {", ".join(models)}'
+        f'{" and their null nodes" if nulls else ""} started (logs in {logs})')
     loads = [os.getloadavg()]
     try:
         driver = spawn('driver', [python, '-m', 'gps_denied_inference.bench.driver',
@@ -295,6 +336,9 @@ def run_setting(setting: str, args: argparse.Namespace, profile: Profile,
     finally:
         subscriber.stdin.close()
         exits = {'bare_subscriber': _finish(subscriber, 15.0)}
+        for name, process in nulls.items():
+            process.stdin.close()
+            exits[f'null_node_{name}'] = _finish(process, 15.0)
         for name, process in nodes.items():
             exits[f'node_{name}'] = _finish(process, 15.0)
         if 'driver' in locals():
@@ -360,7 +404,8 @@ def summarise(args: argparse.Namespace, profile: Profile, raw: Dict[str, Any],
         if return_floor is not None:
             return_floor['bytes_per_frame'] = returned['bytes_per_frame']
         overload = args.overload_seconds or profile.overload_seconds
-        models[name] = report.model_summary(raw[name], floor, node, overload, return_floor)
+        models[name] = report.model_summary(raw[name], floor, node, overload, return_floor,
+                                            outputs=MODELS[name][1])
     return {
         'meta': {
             'date_utc': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
@@ -391,46 +436,18 @@ def render(results: Dict[str, Any]) -> str:
 
 
 def readme_section(results: Dict[str, Any]) -> str:
-    """The README text: the latest tables and what they mean."""
+    """The "Latest run" section of docs/benchmark.md: the tables and what they mean."""
     meta = results['meta']
     loads = '; '.join(f'{s}: ' + ' -> '.join('/'.join(f'{x:.1f}' for x in load)
                                              for load in values)
                       for s, values in meta['load_average'].items())
     parts = [
-        '## Benchmark (`make bench`)', '',
-        f'Latest run: {meta["date_utc"]}, {meta["cpus"]} CPUs ({meta["machine"]}), no GPU: '
+        '## Latest run', '',
+        f'Run of {meta["date_utc"]}: {meta["cpus"]} CPUs ({meta["machine"]}), no GPU: '
         f'ONNX Runtime {meta["onnxruntime"]} on {meta["execution_provider"]}, as the node '
         f'runs it. Load average (1/5/15 min) at start -> end of each setting: {loads}. '
-        'Other work shared the machine, so read the noise row before comparing numbers; '
-        'between whole runs at different load the numbers move by more than that row says, '
-        'so compare runs only at similar load.',
-        '',
-        "Every latency is the receiver's wall clock minus the frame's header stamp (set at "
-        'publish). The node, the camera and the bare subscriber are separate processes. Each row '
-        "is the median over repeated runs of that run's p50/p95 (the overload is one run). `make "
-        'bench` takes about 7 minutes here; `python -m gps_denied_inference.bench --quick` about '
-        '1.5 (one repeat, 8 s overload: a check, not numbers for this table). Sections: (1) raw ='
-        ' `session.run` on the already preprocessed tensor in a tight loop, the limit the node '
-        'cannot beat, timed at the start of the run and again (paired raw) right before each '
-        'paced and saturated run while the node is idle; (2) transport floor = the same frames to'
-        " a bare subscriber in another process; return floor = the model's own outputs, laid out "
-        'as the node publishes them, sent reliably by a bare publisher to a bare subscriber at '
-        'the paced rate, latency to the last output of a frame; (3) node end-to-end = frame '
-        'published to the node until every output of that frame (keypoints 1024x3 32FC1, '
-        "descriptors 1024xC 32FC1) has arrived, with frames paced at half the model's rate (at "
-        'most 30 Hz) so nothing queues; overhead = end-to-end - paired raw - transport floor, per'
-        ' percentile and per run (the start-of-run raw gives the second row). A difference of '
-        'percentiles is an approximation (percentiles do not add), and this overhead includes '
-        'carrying the outputs back, which the input-side floor does not cover: hence the return '
-        "floor, and the node's own overhead as the node measures it per frame (callback to "
-        'outputs published, less the infer call; `node_overhead_p50_ms` on /diagnostics); (4) '
-        'saturated = frames offered at 1.5x the raw rate, outputs per second over the paired raw '
-        "throughput; (5) overload = 2x the raw rate for the stated seconds, the node's one-slot "
-        "mailbox drops what it cannot process and counts it; RSS is the node process's resident "
-        'set at the start and end of the overload; (6) start-up = configure + activate through '
-        'the lifecycle services (gate, budget, session, warm-up) vs creating a raw session and '
-        'one warm-up run: the median of the cycles after the first in one node process (the '
-        'first, which also imports ONNX Runtime, in brackets).',
+        'Other work shared the machine: read the noise row and "How to read the noise" before '
+        'comparing numbers. The method and every row are described above.',
         '']
     if results['issue7']:
         parts += ['### Node vs raw ONNX Runtime vs transport (640x480 mono8, shipped profile)',
@@ -458,22 +475,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     profile = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.overload_seconds is not None:
         profile = replace(profile, overload_seconds=args.overload_seconds)
+    if args.paced_frames is not None:
+        profile = replace(profile, paced_frames=args.paced_frames)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     models = {}
     for name in args.models:
         path = args.out / 'models' / f'{name}.onnx'
         models[name] = (path, write_demo_model(path, height=480, width=640,
-                                               superpoint=MODELS[name]))
+                                               **MODELS[name][0]))
     log(f'sealed {", ".join(str(path) for path, _ in models.values())}')
     raw = measure_raw(models, profile)
     domain_id = random.SystemRandom().randint(101, 200)
     settings = {}
     for setting in args.settings:
         log(f'{setting}: running (ROS_DOMAIN_ID {domain_id})')
-        settings[setting] = run_setting(setting, args, profile, raw,
-                                        {name: path for name, (path, _) in models.items()},
-                                        domain_id)
+        settings[setting] = run_setting(
+            setting, args, profile, raw, {name: path for name, (path, _) in models.items()},
+            {name: [spec.name for spec in manifest.outputs]
+             for name, (_, manifest) in models.items()}, domain_id)
     results = summarise(args, profile, raw, settings)
     results['meta']['wall_s'] = time.monotonic() - started
     (args.out / 'results.json').write_text(json.dumps(results, indent=1))

@@ -5,10 +5,13 @@ a SuperPoint-sized network with seeded random weights, for benchmarks. Both take
 float32 [1, 1, H, W] in [0, 1] and end in a top-K selection inside the graph: `keypoints`
 [1, K, 3] rows (x, y, score) in model-input pixels, strongest first, zero rows padding, and
 `descriptors` [1, K, C] of each keypoint's 8x8 cell. A TensorRT build needs K <= 3840.
+`build_superpoint_dense` is the same network exported without the selection: its outputs are
+SuperPoint's dense heads `semi` [1, 65, H/8, W/8] and `desc` [1, 256, H/8, W/8] (6.2 MB per
+640x480 frame), as flight engineers bring their models.
 """
 
 from pathlib import Path
-from typing import List, Union
+from typing import Dict, List, Tuple, Union
 
 import numpy as np
 
@@ -34,6 +37,7 @@ SUPERPOINT_HEAD = 256
 SUPERPOINT_DESCRIPTOR = 256
 MAX_KEYPOINTS = 1024
 OUTPUT_NAMES = ('keypoints', 'descriptors')
+DENSE_OUTPUT_NAMES = ('semi', 'desc')
 # Pixel coordinates are derived from the flat top-K index in float32, exact below 2^24 pixels.
 MAX_PIXELS = 2 ** 24 - 1
 
@@ -113,15 +117,15 @@ class _Graph:
         from onnx import helper
         self.nodes.append(helper.make_node('Identity', [value], [name]))
 
-    def model(self, name: str, height: int, width: int, keypoints: int,
-              channels: int) -> object:
+    def model(self, name: str, height: int, width: int,
+              outputs: Dict[str, List[int]]) -> object:
+        """The model with the `image` input and float32 `outputs` ({name: shape})."""
         from onnx import helper, TensorProto
         graph = helper.make_graph(
             self.nodes, name,
             [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 1, height, width])],
-            [helper.make_tensor_value_info('keypoints', TensorProto.FLOAT, [1, keypoints, 3]),
-             helper.make_tensor_value_info('descriptors', TensorProto.FLOAT,
-                                           [1, keypoints, channels])],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, shape)
+             for output, shape in outputs.items()],
             self.initializers)
         model = helper.make_model(graph, producer_name='gps_denied_inference.demo.models',
                                   opset_imports=[helper.make_opsetid('', OPSET)])
@@ -224,7 +228,11 @@ def build_corner_detector(height: int = 480, width: int = 640,
     cells = g.op('AveragePool', [bins], kernel_shape=[CELL, CELL], strides=[CELL, CELL])
     descriptors = _l2_normalise_channels_last(g, cells)
     _sparse_outputs(g, scores, descriptors, height, width, keypoints, 8)
-    return g.model('harris_corner_detector', height, width, keypoints, 8)
+    return g.model('harris_corner_detector', height, width, _sparse_shapes(keypoints, 8))
+
+
+def _sparse_shapes(keypoints: int, channels: int) -> Dict[str, List[int]]:
+    return {'keypoints': [1, keypoints, 3], 'descriptors': [1, keypoints, channels]}
 
 
 def _conv(g: _Graph, x: str, rng: np.random.Generator, name: str, c_in: int, c_out: int,
@@ -240,19 +248,15 @@ def _conv(g: _Graph, x: str, rng: np.random.Generator, name: str, c_in: int, c_o
     return g.op('Relu', [y]) if relu else y
 
 
-def build_superpoint_like(height: int = 480, width: int = 640, seed: int = 0,
-                          max_keypoints: int = MAX_KEYPOINTS) -> object:
-    """SuperPoint's architecture with seeded random weights: a realistic benchmark load.
+def _superpoint_heads(g: _Graph, seed: int) -> Tuple[str, str, int]:
+    """SuperPoint's encoder and its two heads' last convolutions: (logits, descriptors, C).
 
-    VGG-style encoder (8 3x3 convolutions, 64-64-64-64-128-128-128-128, max-pool after
-    every pair but the last); detector head 3x3 conv to 256 then 1x1 to 65 (64 cell
-    positions + "no keypoint"), softmax, depth-to-space to full resolution, NMS; descriptor
-    head 3x3 conv to 256 then 1x1 to 256, L2-normalised per cell; then the same top-K
-    selection as the corner detector.
+    VGG-style encoder (8 3x3 convolutions, 64-64-64-64-128-128-128-128, max-pool after every
+    pair but the last); detector head 3x3 conv to 256 then 1x1 to 65 (64 cell positions +
+    "no keypoint"); descriptor head 3x3 conv to 256 then 1x1 to 256. He-normal weights from
+    `seed`.
     """
-    keypoints = _check_size(height, width, max_keypoints)
     rng = np.random.default_rng(seed)
-    g = _Graph()
     x, c_in = 'image', 1
     for index, c_out in enumerate(SUPERPOINT_ENCODER):
         x = _conv(g, x, rng, f'encoder{index}', c_in, c_out, 3)
@@ -262,37 +266,79 @@ def build_superpoint_like(height: int = 480, width: int = 640, seed: int = 0,
     detector = _conv(g, x, rng, 'detector0', c_in, SUPERPOINT_HEAD, 3)
     logits = _conv(g, detector, rng, 'detector1', SUPERPOINT_HEAD, CELL * CELL + 1, 1,
                    relu=False)
+    descriptor = _conv(g, x, rng, 'descriptor0', c_in, SUPERPOINT_HEAD, 3)
+    descriptor = _conv(g, descriptor, rng, 'descriptor1', SUPERPOINT_HEAD,
+                       SUPERPOINT_DESCRIPTOR, 1, relu=False)
+    return logits, descriptor, SUPERPOINT_DESCRIPTOR
+
+
+def build_superpoint_like(height: int = 480, width: int = 640, seed: int = 0,
+                          max_keypoints: int = MAX_KEYPOINTS) -> object:
+    """SuperPoint's architecture with seeded random weights: a realistic benchmark load.
+
+    The encoder and heads of `_superpoint_heads`; the detector logits go through a softmax,
+    depth-to-space to full resolution and NMS, the descriptors are L2-normalised per cell;
+    then the same top-K selection as the corner detector.
+    """
+    keypoints = _check_size(height, width, max_keypoints)
+    g = _Graph()
+    logits, descriptor, channels = _superpoint_heads(g, seed)
     probabilities = g.op('Softmax', [logits], axis=1)
     cells = g.op('Slice', [probabilities, g.const('slice_start', np.array([0], np.int64)),
                            g.const('slice_end', np.array([CELL * CELL], np.int64)),
                            g.const('slice_axis', np.array([1], np.int64))])
     heatmap = g.op('DepthToSpace', [cells], blocksize=CELL, mode='DCR')
     scores = _nms(g, heatmap)
-    descriptor = _conv(g, x, rng, 'descriptor0', c_in, SUPERPOINT_HEAD, 3)
-    descriptor = _conv(g, descriptor, rng, 'descriptor1', SUPERPOINT_HEAD,
-                       SUPERPOINT_DESCRIPTOR, 1, relu=False)
     _sparse_outputs(g, scores, _l2_normalise_channels_last(g, descriptor), height, width,
-                    keypoints, SUPERPOINT_DESCRIPTOR)
-    return g.model('superpoint_like', height, width, keypoints, SUPERPOINT_DESCRIPTOR)
+                    keypoints, channels)
+    return g.model('superpoint_like', height, width, _sparse_shapes(keypoints, channels))
+
+
+def build_superpoint_dense(height: int = 480, width: int = 640, seed: int = 0) -> object:
+    """SuperPoint's network with its dense heads as outputs: `semi` and `desc` (see above).
+
+    The same encoder, heads and weights as `build_superpoint_like` with the same seed; no
+    softmax, NMS or selection in the graph, as SuperPoint is commonly exported.
+    """
+    _check_size(height, width, 1)
+    g = _Graph()
+    logits, descriptor, channels = _superpoint_heads(g, seed)
+    norm = g.op('Sqrt', [g.op('ReduceSumSquare', [descriptor], axes=[1], keepdims=1)])
+    floor = g.const('desc_norm_floor', np.array(DESCRIPTOR_NORM_FLOOR, np.float32))
+    g.rename(logits, 'semi')
+    g.rename(g.op('Div', [descriptor, g.op('Max', [norm, floor])]), 'desc')
+    cells = [height // CELL, width // CELL]
+    return g.model('superpoint_dense', height, width,
+                   {'semi': [1, CELL * CELL + 1, *cells], 'desc': [1, channels, *cells]})
 
 
 def write_demo_model(out: PathLike, *, height: int = 480, width: int = 640,
                      superpoint: bool = False, seed: int = 0,
-                     max_keypoints: int = MAX_KEYPOINTS) -> Manifest:
-    """Build, check, save and seal a demo model; returns the sealed manifest."""
+                     max_keypoints: int = MAX_KEYPOINTS, dense: bool = False) -> Manifest:
+    """Build, check, save and seal a demo model; returns the sealed manifest.
+
+    `dense` builds `build_superpoint_dense` (`superpoint` and `max_keypoints` do not apply).
+    """
     import onnx
 
-    model = (build_superpoint_like(height, width, seed, max_keypoints) if superpoint
-             else build_corner_detector(height, width, max_keypoints))
+    if dense:
+        model = build_superpoint_dense(height, width, seed)
+    elif superpoint:
+        model = build_superpoint_like(height, width, seed, max_keypoints)
+    else:
+        model = build_corner_detector(height, width, max_keypoints)
     onnx.checker.check_model(model, full_check=True)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f'.{path.name}.tmp')
     onnx.save(model, str(temp))
     temp.replace(path)
-    kind = 'superpoint_like' if superpoint else 'harris_corner_detector'
-    extra = {'model': kind, 'max_keypoints': max_keypoints}
-    if superpoint:
+    kind = ('superpoint_dense' if dense else 'superpoint_like' if superpoint
+            else 'harris_corner_detector')
+    extra: Dict[str, object] = {'model': kind}
+    if not dense:
+        extra['max_keypoints'] = max_keypoints
+    if superpoint or dense:
         extra['seed'] = seed
     manifest = manifest_from_onnx(path, preprocess=vars(demo_contract(height, width)),
                                   extra=extra)

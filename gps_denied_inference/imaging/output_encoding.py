@@ -97,13 +97,19 @@ def image_layout_for(shape: Tuple[int, ...], dtype: Union[str, np.dtype],
     return OutputLayout(height, width, channels, f'{wire[1]}C{channels}', step, wire[0])
 
 
-def encode_output(tensor: np.ndarray, layout: OutputLayout) -> array:
-    """The tensor's C-order little-endian bytes as array('B') (see message_data)."""
+def encode_output(tensor: np.ndarray, layout: OutputLayout) -> np.ndarray:
+    """The tensor's C-order little-endian bytes as a flat uint8 array.
+
+    A view of the tensor itself when it already is C-contiguous in its little-endian wire
+    dtype (what runtimes return): no copy. Otherwise (float16, bool, strided or big-endian
+    tensors) a view of one converted copy.
+    """
     if _image_shape(tensor.shape) != (layout.height, layout.width, layout.channels):
         raise InferenceError(f'output of shape {tensor.shape} does not map to its layout '
                              f'{layout.height} x {layout.width} x {layout.channels} '
                              f'{layout.encoding}')
-    return message_data(np.asarray(tensor, dtype=np.dtype(layout.wire_dtype).newbyteorder('<')))
+    wire = np.ascontiguousarray(tensor, dtype=np.dtype(layout.wire_dtype).newbyteorder('<'))
+    return wire.reshape(-1).view(np.uint8)
 
 
 def message_data(values: np.ndarray) -> array:
@@ -144,3 +150,4 @@ def count_nonfinite(tensor: np.ndarray) -> int:
     if tensor.dtype.kind != 'f':
         return 0
     return int(tensor.size - np.count_nonzero(np.isfinite(tensor)))
+

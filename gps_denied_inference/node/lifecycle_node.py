@@ -40,7 +40,6 @@ from gps_denied_inference.errors import (
 )
 from gps_denied_inference.imaging import geometry
 from gps_denied_inference.imaging.geometry import Calibration
-from gps_denied_inference.imaging.output_encoding import encode_output, image_layout_for
 from gps_denied_inference.node import diagnostics
 from gps_denied_inference.node.bond import LifecycleBond
 from gps_denied_inference.node.camera_info_pairing import CameraInfoPairing
@@ -48,6 +47,7 @@ from gps_denied_inference.node.inference_core import InferenceCore, LoadedModel,
 from gps_denied_inference.node.lifecycle_guard import transition_refusal
 from gps_denied_inference.node.model_stats import ModelStats, StatsSnapshot
 from gps_denied_inference.node.model_worker import Frame, ModelWorker, Outputs
+from gps_denied_inference.node.output_publisher import OutputPublisher
 from gps_denied_inference.node.parameters import (
     camera_info_topic_beside,
     GLOBAL_PARAMETERS,
@@ -390,18 +390,8 @@ class InferenceNode(LifecycleNode):
                             msg.is_bigendian, msg.data, time.monotonic()))
 
     def _publisher_for(self, model: str) -> Callable[[Any, Outputs, bool], None]:
-        publishers = self._output_publishers[model]
-
-        def publish(header: Any, outputs: Outputs, nonfinite: bool) -> None:
-            for output, array in outputs.items():
-                layout = image_layout_for(array.shape, str(array.dtype), name=output)
-                msg = Image(header=header, height=layout.height, width=layout.width,
-                            encoding=layout.encoding, is_bigendian=0, step=layout.step)
-                msg.data = encode_output(array, layout)
-                publishers[output].publish(msg)
-            if nonfinite:
-                publishers['__nonfinite__'].publish(header)
-        return publish
+        publishers = dict(self._output_publishers[model])
+        return OutputPublisher(publishers, publishers.pop('__nonfinite__'), Image)
 
     def _throttled_warning(self, message: str) -> None:
         # Workers may warn of the frame in flight after a signal has shut the context down.

@@ -81,7 +81,7 @@ def test_phase_frames(rate, seconds, minimum, expected):
 def test_node_plan_paces_e2e_below_the_model_and_overloads_at_twice_it(raw_hz, e2e_rate):
     raw = {'throughput_hz': raw_hz, 'p95_ms': 1e3 / raw_hz}
     plan = bench.node_plan('corners', 99, raw, bench.FULL, True, list(FRAME_KINDS),
-                           Path('/m/corners.onnx'))
+                           Path('/m/corners.onnx'), ['keypoints', 'descriptors'], null_pid=7)
     assert [phase['kind'] for phase in plan['e2e']] == list(FRAME_KINDS)
     assert [phase['paired'] for phase in plan['e2e']] == [k == 'mono8_640x480'
                                                           for k in FRAME_KINDS]
@@ -94,16 +94,32 @@ def test_node_plan_paces_e2e_below_the_model_and_overloads_at_twice_it(raw_hz, e
     assert plan['pid'] == 99 and plan['startup_cycles'] == bench.FULL.startup_cycles
 
 
+def test_the_paced_stream_sends_the_drop_targets_frames_after_the_null_nodes_stream():
+    raw = {'throughput_hz': 2.8, 'p95_ms': 400.0}
+    plan = bench.node_plan('dense', 99, raw, bench.FULL, True, ['mono8_640x480'],
+                           Path('/m/dense.onnx'), ['semi', 'desc'], null_pid=7)
+    assert plan['outputs'] == ['semi', 'desc']
+    assert plan['null'] == {'node': 'bench_null_dense', 'input_topic': '/bench/null/dense',
+                            'pid': 7}
+    (paced,) = plan['e2e']
+    assert paced['paired'] and paced['repeats'] * paced['frames'] >= 300
+    assert paced['null_frames'] == bench.phase_frames(1.4, bench.FULL.e2e_seconds,
+                                                      bench.FULL.e2e_min_frames)
+
+
 def test_transport_only_plan_has_no_saturated_or_overload():
     plan = bench.node_plan('corners', 1, {'throughput_hz': 50.0, 'p95_ms': 20.0}, bench.QUICK,
-                           False, ['mono8_640x480'], Path('/m/corners.onnx'))
+                           False, ['mono8_640x480'], Path('/m/corners.onnx'),
+                           ['keypoints', 'descriptors'], null_pid=7)
     assert plan['saturated'] is None and plan['overload'] is None
+    assert plan['null'] is None
     assert plan['startup_cycles'] == 1
 
 
 def test_return_floor_sends_each_output_at_the_e2e_pace():
     step = bench.return_floor_plan('superpoint', Path('/m/superpoint.onnx'),
-                                   {'throughput_hz': 4.0}, bench.FULL)
+                                   {'throughput_hz': 4.0}, bench.FULL,
+                                   ['keypoints', 'descriptors'])
     assert step['rate_hz'] == pytest.approx(2.0)
     assert step['frames'] == bench.FULL.e2e_min_frames
     assert step['repeats'] == bench.FULL.repeats
@@ -137,6 +153,11 @@ def test_smoke_run_produces_every_section(tmp_path):
     assert model['paired_raw']['e2e']['n_runs'] == 1
     assert model['paired_raw']['saturated']['n_runs'] == 1
     assert model['overhead']['p50_ms_less_return_floor'] is not None
+    assert model['null_floor']['delivered'] > 0
+    assert 0 < model['null_floor']['p50_ms'] <= model['null_floor']['p95_ms']
+    assert model['overhead']['p50_ms'] is not None
+    assert model['overhead']['own_p50_ms'] is not None
+    assert model['paced_drops']['sent'] == bench.SMOKE.e2e_min_frames
     assert 0 < model['e2e']['p50_ms'] <= model['e2e']['p95_ms']
     assert model['e2e']['delivered'] > 0
     assert model['saturated']['outputs_per_s'] > 0
@@ -145,7 +166,7 @@ def test_smoke_run_produces_every_section(tmp_path):
     assert overload['counters']['frames_received'] <= overload['sent']
     assert 0 < overload['rss_start_mib'] and 0 < overload['rss_end_mib']
     assert model['startup']['node_s'] > 0 and model['startup']['raw_s'] > 0
-    assert len(model['targets']) == 6
+    assert len(model['targets']) == 8
     assert all(isinstance(t['met'], bool) and t['value'] is not None for t in model['targets'])
     cells = results['issue9']['shipped']
     assert set(cells) == set(FRAME_KINDS)
@@ -154,3 +175,5 @@ def test_smoke_run_produces_every_section(tmp_path):
     section = (tmp_path / 'README_section.md').read_text()
     assert '| quantity | corners |' in section and 'Fast DDS defaults' in section
     assert os.path.exists(tmp_path / 'logs' / 'shipped_node_corners.log')
+    assert results['meta']['load_average']['shipped']
+    assert 'answered' in (tmp_path / 'logs' / 'shipped_null_node_corners.log').read_text()

@@ -31,6 +31,22 @@ def test_demo_model_superpoint_uses_the_seed(tmp_path, cli):
     assert '"seed": 3' in manifest_sidecar_path(first).read_text()
 
 
+def test_demo_model_dense_writes_the_dense_heads(tmp_path, cli):
+    path = tmp_path / 'dense.onnx'
+    code, out, err = cli('demo-model', path, '--dense', '--height', '48', '--width', '64')
+    assert code == 0, err
+    assert 'superpoint_dense' in out
+    assert 'semi [1, 65, 6, 8]' in out and 'desc [1, 256, 6, 8]' in out
+    assert EngineGate().validate(path, GateExpectation('onnxruntime')).extra['model'] == \
+        'superpoint_dense'
+
+
+def test_demo_model_refuses_dense_with_superpoint(tmp_path, cli):
+    code, _, err = cli('demo-model', tmp_path / 'm.onnx', '--dense', '--superpoint')
+    assert code == 2 and '--dense and --superpoint' in err
+    assert not (tmp_path / 'm.onnx').exists()
+
+
 def test_demo_model_max_keypoints_sets_the_rows(tmp_path, cli):
     path = tmp_path / 'corners.onnx'
     code, out, err = cli('demo-model', path, '--height', '48', '--width', '64',

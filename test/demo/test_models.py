@@ -225,6 +225,39 @@ def test_the_superpoint_like_model_is_superpoint_sized_and_runs(tmp_path):
     assert manifest.extra['seed'] == 5 and manifest.extra['max_keypoints'] == 1024
 
 
+def test_the_dense_model_outputs_superpoints_heads_at_their_real_sizes(tmp_path):
+    manifest = demo_model.write_demo_model(tmp_path / 'dense.onnx', height=64, width=80,
+                                           dense=True, seed=5)
+    assert [(t.name, tuple(t.shape), t.dtype) for t in manifest.outputs] == [
+        ('semi', (1, 65, 8, 10), 'float32'), ('desc', (1, 256, 8, 10), 'float32')]
+    assert 4 * superpoint_parameters() <= manifest.memory.weights_bytes
+    assert manifest.extra['model'] == 'superpoint_dense' and manifest.extra['seed'] == 5
+    assert 'max_keypoints' not in manifest.extra
+    session = onnxruntime.InferenceSession(str(tmp_path / 'dense.onnx'),
+                                           providers=['CPUExecutionProvider'])
+    image = np.random.default_rng(0).random((1, 1, 64, 80), dtype=np.float32)
+    semi, desc = session.run(['semi', 'desc'], {'image': image})
+    assert semi.shape == (1, 65, 8, 10) and desc.shape == (1, 256, 8, 10)
+    assert np.allclose(np.linalg.norm(desc[0], axis=0), 1.0, atol=1e-4)
+    # Logits, not probabilities: the softmax is left to the consumer, as SuperPoint exports.
+    assert semi.min() < 0 < semi.max()
+
+
+def test_the_dense_model_is_the_superpoint_like_network_without_the_selection():
+    def weights(model):
+        return {t.name: t.raw_data for t in model.graph.initializer if '.' in t.name}
+    dense = weights(demo_model.build_superpoint_dense(32, 32, seed=4))
+    assert dense == weights(demo_model.build_superpoint_like(32, 32, seed=4))
+    assert len(dense) == 2 * 12
+
+
+def test_a_dense_model_at_640x480_carries_6_2_mb_per_frame():
+    outputs = demo_model.build_superpoint_dense(480, 640).graph.output
+    sizes = [[d.dim_value for d in o.type.tensor_type.shape.dim] for o in outputs]
+    assert sizes == [[1, 65, 60, 80], [1, 256, 60, 80]]
+    assert sum(4 * int(np.prod(s)) for s in sizes) == 6_163_200
+
+
 def test_the_seed_decides_the_superpoint_weights():
     def weights(seed):
         return [t.raw_data for t in demo_model.build_superpoint_like(32, 32, seed)

@@ -128,18 +128,22 @@ def test_bool_is_published_as_zero_and_one():
     assert list(encode_output(tensor, layout)) == [1, 0, 1]
 
 
-@pytest.mark.parametrize('check_fields', [False, True])
-def test_a_ros_message_takes_the_encoded_data(check_fields):
-    tensor = np.arange(6, dtype=np.float32).reshape(2, 3)
-    layout = image_layout_for(tensor.shape, 'float32')
-    data = encode_output(tensor, layout)
-    msg = Image(height=layout.height, width=layout.width, encoding=layout.encoding,
-                is_bigendian=0, step=layout.step, check_fields=check_fields)
-    msg.data = data
-    assert isinstance(data, array) and data.typecode == 'B'
-    assert bytes(msg.data) == tensor.tobytes()
-    if check_fields:
-        assert msg.data is data
+def test_a_contiguous_wire_dtype_tensor_is_encoded_without_a_copy():
+    tensor = np.arange(2 * 65 * 3, dtype=np.float32).reshape(1, 65, 2, 3)
+    data = encode_output(tensor, image_layout_for(tensor.shape, 'float32'))
+    assert data.dtype == np.uint8 and data.ndim == 1 and data.flags.c_contiguous
+    assert np.shares_memory(data, tensor)
+    tensor[0, 0, 0, 0] = -1.0
+    assert bytes(data[:4]) == np.float32(-1.0).tobytes()
+
+
+@pytest.mark.parametrize('tensor', [
+    np.ones((2, 3), np.float16), np.ones((2, 3), bool), np.ones((3, 2), np.float32).T,
+    np.ones((2, 3), '>f4'),
+], ids=['float16', 'bool', 'fortran-order', 'big-endian'])
+def test_a_tensor_that_needs_converting_is_encoded_from_a_copy(tensor):
+    data = encode_output(tensor, image_layout_for(tensor.shape, tensor.dtype))
+    assert not np.shares_memory(data, tensor)
 
 
 @pytest.mark.parametrize('shape', [(2, 4), (1, 9), (3, 3, 3)])
