@@ -7,6 +7,9 @@ returns ERROR, and both log the cause. The node never calls rclpy.init, so it co
 other nodes in one executor.
 """
 
+import faulthandler
+import signal
+import sys
 import time
 import traceback
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
@@ -23,6 +26,7 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
+from rclpy.signals import uninstall_signal_handlers
 from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -44,6 +48,7 @@ from gps_denied_inference.node.parameters import (
     NodeConfig,
 )
 from gps_denied_inference.resources.measured_usage import measure_usage
+from gps_denied_inference.resources.shm_segments import reclaim_dead_segments
 from gps_denied_inference.resources.thermal import (
     ThermalLevel,
     ThermalState,
@@ -60,6 +65,8 @@ except ImportError:  # Humble
 INPUT_DEPTH = 5
 # After the shutdown transition, how long the process keeps serving before it exits (_linger).
 SHUTDOWN_LINGER_S = 0.5
+# While spinning, how often the main thread looks whether a signal has shut the context down.
+SIGNAL_POLL_S = 0.1
 REFUSALS = (ConfigError, EngineGateError, EngineLoadError, OutOfMemoryError)
 _LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
            'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
@@ -427,20 +434,42 @@ def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:
 def _spin(executor: SingleThreadedExecutor, finalized: Future, context: Context) -> None:
     """Spin until the shutdown transition, then linger; a signal's shutdown ends it too.
 
-    SIGINT / SIGTERM shut the context down from rclpy's signal handler. When that lands
-    between the executor's check of the context and its building of a wait set, rclpy raises
-    RCLError ('the given context is not valid': seen once in a full suite run, the node then
-    exited 1 after releasing everything) instead of ExternalShutdownException. It is the same
-    external shutdown and is reported as one; an RCLError while the context is valid is a
-    fault and propagates.
+    A signal shuts the context down from rclpy's signal thread, which wakes the executor
+    before it shuts the context down: the executor may check the context in between and wait
+    again. Spinning in slices of SIGNAL_POLL_S bounds the exit to that, whatever the timers.
+    When the shutdown lands between the executor's check of the context and its building of a
+    wait set, rclpy raises RCLError ('the given context is not valid': seen once in a full
+    suite run) instead of ExternalShutdownException. It is the same external shutdown and is
+    reported as one; an RCLError while the context is valid is a fault and propagates.
     """
     try:
-        executor.spin_until_future_complete(finalized)
+        while not finalized.done():
+            if not context.ok():
+                raise ExternalShutdownException()
+            executor.spin_until_future_complete(finalized, timeout_sec=SIGNAL_POLL_S)
         _linger(executor, SHUTDOWN_LINGER_S)
     except _rclpy.RCLError as err:
         if context.ok():
             raise
         raise ExternalShutdownException() from err
+
+
+def _route_signals_through_rclpy() -> List[int]:
+    """Make SIGINT and SIGTERM mean "shut the context down", never a Python exception.
+
+    Called before rclpy.init, whose handlers chain to these: rclpy's own signal thread then
+    wakes the executor and shuts the context down, and the spin ends between callbacks. Python's
+    default SIGINT handler would instead raise KeyboardInterrupt in the main thread while
+    that thread was still being woken, so the teardown in main() ran concurrently with rclpy's
+    signal thread walking its list of guard conditions (docs/shutdown.md). After
+    uninstall_signal_handlers these handlers are back in place, so a repeated signal during
+    the teardown is noted instead of killing the process before the engines are released.
+    Returns the list the signals received are appended to.
+    """
+    received: List[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, frame: received.append(number))
+    return received
 
 
 def main(args: Optional[List[str]] = None) -> int:
@@ -450,20 +479,44 @@ def main(args: Optional[List[str]] = None) -> int:
     thread is released and the executor has stopped (before rclpy itself). A single-threaded
     executor: every callback is short (inference runs on the model workers), and rclpy's
     multi-threaded executor costs enough per callback to lose camera frames on a busy CPU.
+
+    The teardown order is what makes the exit safe (docs/shutdown.md): first rclpy's signal
+    thread is stopped and joined, so from then on only this thread touches the context, the
+    guard conditions and the node; then the executor stops; then the model workers and the
+    thermal thread are joined, so no thread publishes or infers; then the node (and with it
+    the DDS participant and its shared-memory segment) is destroyed; the context last.
+    faulthandler stays on for the life of the process: a native crash prints every thread's
+    Python stack to stderr before the previous handler (the default: a core dump) runs.
+    Before its own participant exists, it reclaims the Fast DDS shared-memory segments that
+    dead processes (a predecessor killed by SIGKILL, say) left under /dev/shm.
     """
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    reclaimed = reclaim_dead_segments()
+    received = _route_signals_through_rclpy()
     rclpy.init(args=args)
-    node = InferenceNode()
+    try:
+        node = InferenceNode()
+    except _rclpy.RCLError:
+        if rclpy.ok():
+            raise
+        return 0  # a signal shut the context down while the node was being created
+    if received:  # a signal before rclpy's handlers were installed
+        node.context.try_shutdown()
+    if reclaimed.segments:
+        node.get_logger().info(reclaimed.describe())
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         _spin(executor, node.finalized, node.context)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     finally:
+        uninstall_signal_handlers()
+        if received:
+            node._console_logger().info(
+                'shutting down on ' + ', '.join(signal.Signals(n).name for n in received))
         executor.shutdown()
         node.release_all()
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
+        node.context.try_shutdown()
     return 0
-

@@ -1,4 +1,4 @@
-"""Shutdown stress: the whole lifecycle over real services, then a signal with frames in flight.
+r"""Shutdown stress: the whole lifecycle over real services, then a signal with frames in flight.
 
 One run starts `python -m gps_denied_inference.node` as its own process, with the shipped
 Fast DDS profile as the launch file applies it, and drives it as a lifecycle manager and a
@@ -20,6 +20,8 @@ this machine, which the node maps too, are never looked at.
 prints one line per run and a summary, optionally beside CPU hogs:
 
     tools/env.sh python test/reliability/shutdown_stress.py --runs 300 --hogs 1
+    tools/env.sh python test/reliability/shutdown_stress.py --runs 30 --hogs 1 --pin-cpu 0 \
+        --amplify
 """
 
 import argparse
@@ -67,6 +69,7 @@ class RunResult:
     signal_name: str
     hogs: int
     pinned: bool
+    amplified: bool
     exit_code: Optional[int]
     exit_s: float
     problems: tuple
@@ -80,7 +83,8 @@ class RunResult:
     def line(self) -> str:
         """One line for the log."""
         return (f'run {self.index} {self.where} {self.signal_name} hogs={self.hogs} '
-                f'pinned={int(self.pinned)} exit={self.exit_code} in {self.exit_s:.2f} s'
+                f'pinned={int(self.pinned)} amplified={int(self.amplified)} '
+                f'exit={self.exit_code} in {self.exit_s:.2f} s'
                 + (f' PROBLEMS {"; ".join(self.problems)}' if self.problems else '')
                 + (f' LEFT {",".join(self.leftover_segments)}' if self.leftover_segments
                    else ''))
@@ -107,6 +111,32 @@ def existing(segments: Sequence[str]) -> tuple:
     """Those of `segments` whose segment or lock file is still under /dev/shm."""
     return tuple(sorted(s for s in segments if os.path.exists(f'/dev/shm/{s}')
                         or os.path.exists(f'/dev/shm/{s}_el')))
+
+
+# With the amplifier, every free() of a small block goes to glibc's per-thread cache, which
+# writes a random key 8 bytes into the freed block: a use after free of an 8-byte slot there
+# (a pointer list's second entry) then reads garbage every time instead of now and then.
+AMPLIFIER_ENV = {'GLIBC_TUNABLES': 'glibc.malloc.tcache_count=65000'}
+
+
+def starve_helper_threads(pid: int) -> int:
+    """Put every thread of `pid` but its main thread under SCHED_IDLE; returns how many.
+
+    The race amplifier (with a CPU hog on the node's one CPU and AMPLIFIER_ENV): a SCHED_IDLE
+    thread is preempted the moment the main thread wakes and runs again only when the main
+    thread waits, so an interleaving that needs a helper thread (rclpy's signal thread, the
+    Fast DDS threads, the workers) preempted at a bad moment happens nearly every time.
+    """
+    count = 0
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        if int(tid) == pid:
+            continue
+        try:
+            os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+            count += 1
+        except OSError:
+            continue
+    return count
 
 
 class CpuHogs:
@@ -175,12 +205,13 @@ class StressRun:
 
     def __init__(self, context: object, work_dir: Path, index: int, where: str,
                  signal_name: str, rng: random.Random, hogs: int = 0,
-                 pin_cpu: Optional[int] = None) -> None:
+                 pin_cpu: Optional[int] = None, amplify: bool = False) -> None:
         self.index = index
         self.where = where
         self.signal_name = signal_name
         self.hogs = hogs
         self.pin_cpu = pin_cpu
+        self.amplify = amplify
         self._rng = rng
         self._context = context
         self._dir = work_dir
@@ -195,7 +226,7 @@ class StressRun:
         node = NodeProcess(self._dir, self._name, {
             'models': ['tiny'], 'tiny.engine_path': str(model),
             'tiny.input_topic': self._camera_topic, 'tiny.runtime': 'onnxruntime'},
-            extra_env=PROFILE_ENV,
+            extra_env={**PROFILE_ENV, **(AMPLIFIER_ENV if self.amplify else {})},
             cpus=None if self.pin_cpu is None else frozenset({self.pin_cpu}))
         client = ProcessClient(self._context, f'/{self._name}', self._camera_topic)
         outputs = f'/{self._name}/tiny/doubled'
@@ -223,7 +254,7 @@ class StressRun:
             exit_code = node.process.returncode
         leftover = existing(sorted(segments)) if exit_code == 0 else ()
         result = RunResult(self.index, self.where, self.signal_name, self.hogs,
-                           self.pin_cpu is not None, exit_code, exit_s,
+                           self.pin_cpu is not None, self.amplify, exit_code, exit_s,
                            tuple(self._problems), leftover)
         if result.abnormal:
             keep = self._dir / 'abnormal'
@@ -279,7 +310,7 @@ class StressRun:
                 model.write_bytes(intact)
             if self.where == 'transition':
                 delay = self._rng.uniform(0.0, 0.15)
-                timer = threading.Timer(delay, node.process.send_signal, (signum,))
+                timer = threading.Timer(delay, self._send, (node, signum))
                 timer.start()
                 if lifecycle.change('configure', timeout_s=5.0):
                     lifecycle.change('activate', timeout_s=5.0)
@@ -291,7 +322,7 @@ class StressRun:
                     self._check(client.wait_for_camera_subscriber(STEP_TIMEOUT_S),
                                 'camera match (restored)', node)
                     time.sleep(self._rng.uniform(0.05, 0.4))
-                node.process.send_signal(signum)
+                self._send(node, signum)
             sent = time.monotonic()
             try:
                 code = node.process.wait(EXIT_TIMEOUT_S)
@@ -299,6 +330,12 @@ class StressRun:
                 self._problems.append(f'no exit within {EXIT_TIMEOUT_S} s of {self.signal_name}')
                 code = None
         return code, time.monotonic() - sent
+
+
+    def _send(self, node: NodeProcess, signum: int) -> None:
+        if self.amplify:
+            starve_helper_threads(node.pid)
+        node.process.send_signal(signum)
 
 
 class _SequenceError(Exception):
@@ -314,7 +351,7 @@ def plan(runs: int, seed: int) -> List[Dict[str, str]]:
 
 
 def run_many(context: object, work_dir: Path, runs: int, seed: int, hogs: int = 0,
-             pin_cpu: Optional[int] = None, first_index: int = 0,
+             pin_cpu: Optional[int] = None, amplify: bool = False, first_index: int = 0,
              report: Callable[[RunResult], None] = lambda result: None) -> List[RunResult]:
     """Run `runs` stress runs; every result is passed to `report` as it comes."""
     rng = random.Random(seed)
@@ -323,7 +360,7 @@ def run_many(context: object, work_dir: Path, runs: int, seed: int, hogs: int = 
         run_dir = work_dir / f'run{first_index + offset}'
         run_dir.mkdir(parents=True, exist_ok=True)
         result = StressRun(context, run_dir, first_index + offset, rng=rng, hogs=hogs,
-                           pin_cpu=pin_cpu, **combo).run()
+                           pin_cpu=pin_cpu, amplify=amplify, **combo).run()
         report(result)
         results.append(result)
     return results
@@ -335,7 +372,7 @@ def summary(results: Sequence[RunResult]) -> str:
     by_condition: Dict[str, Counter] = {}
     for result in results:
         key = (f'{result.where}/{result.signal_name}/hogs={result.hogs}'
-               f'/pinned={int(result.pinned)}')
+               f'/pinned={int(result.pinned)}/amplified={int(result.amplified)}')
         by_condition.setdefault(key, Counter())[result.exit_code] += 1
     lines.extend(f'  {key}: exit codes {dict(counts)}' for key, counts in
                  sorted(by_condition.items()))
@@ -355,6 +392,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--hogs', type=int, default=0, help='busy-looping processes beside it')
     parser.add_argument('--pin-cpu', type=int, default=None,
                         help='pin the node (and the hogs) to this CPU')
+    parser.add_argument('--amplify', action='store_true',
+                        help='the race amplifier (use with --pin-cpu and --hogs 1): SCHED_IDLE '
+                             'for all but the main thread when the signal is sent, and every '
+                             'small free() through the thread cache (docs/shutdown.md)')
     parser.add_argument('--seed', type=int, default=None)
     parser.add_argument('--keep', type=Path, default=None,
                         help='directory for run files (logs of abnormal runs stay there)')
@@ -364,6 +405,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     print(f'seed {seed} runs {args.runs} hogs {args.hogs} pin_cpu {args.pin_cpu} '
+          f'amplify {args.amplify} '
           f'ROS_DOMAIN_ID {os.environ.get("ROS_DOMAIN_ID")}', flush=True)
     context = Context()
     rclpy.init(context=context)
@@ -371,6 +413,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         work_dir = args.keep or Path(scratch)
         try:
             results = run_many(context, work_dir, args.runs, seed, args.hogs, args.pin_cpu,
+                               args.amplify,
                                report=lambda result: print(result.line(), flush=True))
         finally:
             rclpy.try_shutdown(context=context)
