@@ -119,24 +119,40 @@ def existing(segments: Sequence[str]) -> tuple:
 AMPLIFIER_ENV = {'GLIBC_TUNABLES': 'glibc.malloc.tcache_count=65000'}
 
 
-def starve_helper_threads(pid: int) -> int:
-    """Put every thread of `pid` but its main thread under SCHED_IDLE; returns how many.
+def rclpy_signal_thread(pid: int) -> Optional[int]:
+    """The thread id of rclpy's signal-handling thread in node process `pid`, or None.
+
+    rclpy.init starts it just before the node's first Fast DDS thread ('dds.*') starts, and
+    Linux hands out thread ids in increasing order: it is the newest thread older than every
+    Fast DDS thread.
+    """
+    threads = []
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            name = Path(f'/proc/{pid}/task/{tid}/comm').read_text().strip()
+        except OSError:
+            continue
+        threads.append((int(tid), name))
+    dds = [tid for tid, name in threads if name.startswith('dds.')]
+    if not dds:
+        return None
+    older = [tid for tid, name in threads if tid < min(dds) and tid != pid]
+    return max(older) if older else None
+
+
+def starve_signal_thread(pid: int) -> bool:
+    """Put rclpy's signal thread in process `pid` under SCHED_IDLE; False if not found.
 
     The race amplifier (with a CPU hog on the node's one CPU and AMPLIFIER_ENV): a SCHED_IDLE
     thread is preempted the moment the main thread wakes and runs again only when the main
-    thread waits, so an interleaving that needs a helper thread (rclpy's signal thread, the
-    Fast DDS threads, the workers) preempted at a bad moment happens nearly every time.
+    thread waits, so a teardown in the main thread that overlaps the signal thread's work
+    happens nearly every time instead of under rare load.
     """
-    count = 0
-    for tid in os.listdir(f'/proc/{pid}/task'):
-        if int(tid) == pid:
-            continue
-        try:
-            os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
-            count += 1
-        except OSError:
-            continue
-    return count
+    tid = rclpy_signal_thread(pid)
+    if tid is None:
+        return False
+    os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+    return True
 
 
 class CpuHogs:
@@ -333,8 +349,8 @@ class StressRun:
 
 
     def _send(self, node: NodeProcess, signum: int) -> None:
-        if self.amplify:
-            starve_helper_threads(node.pid)
+        if self.amplify and not starve_signal_thread(node.pid):
+            self._problems.append("amplifier: rclpy's signal thread not found")
         node.process.send_signal(signum)
 
 
@@ -342,21 +358,22 @@ class _SequenceError(Exception):
     """The sequence could not go on: the node misbehaved before the signal."""
 
 
-def plan(runs: int, seed: int) -> List[Dict[str, str]]:
+def plan(runs: int, seed: int, signals: Sequence[str] = SIGNALS) -> List[Dict[str, str]]:
     """`runs` (where, signal) pairs covering every combination evenly, in a seeded order."""
-    combos = [{'where': w, 'signal_name': s} for w in WHERE for s in SIGNALS]
+    combos = [{'where': w, 'signal_name': s} for w in WHERE for s in signals]
     schedule = [combos[i % len(combos)] for i in range(runs)]
     random.Random(seed).shuffle(schedule)
     return schedule
 
 
 def run_many(context: object, work_dir: Path, runs: int, seed: int, hogs: int = 0,
-             pin_cpu: Optional[int] = None, amplify: bool = False, first_index: int = 0,
+             pin_cpu: Optional[int] = None, amplify: bool = False,
+             signals: Sequence[str] = SIGNALS, first_index: int = 0,
              report: Callable[[RunResult], None] = lambda result: None) -> List[RunResult]:
     """Run `runs` stress runs; every result is passed to `report` as it comes."""
     rng = random.Random(seed)
     results = []
-    for offset, combo in enumerate(plan(runs, seed)):
+    for offset, combo in enumerate(plan(runs, seed, signals)):
         run_dir = work_dir / f'run{first_index + offset}'
         run_dir.mkdir(parents=True, exist_ok=True)
         result = StressRun(context, run_dir, first_index + offset, rng=rng, hogs=hogs,
@@ -393,9 +410,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--pin-cpu', type=int, default=None,
                         help='pin the node (and the hogs) to this CPU')
     parser.add_argument('--amplify', action='store_true',
-                        help='the race amplifier (use with --pin-cpu and --hogs 1): SCHED_IDLE '
-                             'for all but the main thread when the signal is sent, and every '
+                        help="the race amplifier (use with --pin-cpu and --hogs 1): SCHED_IDLE "
+                             "for rclpy's signal thread when the signal is sent, and every "
                              'small free() through the thread cache (docs/shutdown.md)')
+    parser.add_argument('--signal', choices=SIGNALS, default=None, help='only this signal')
     parser.add_argument('--seed', type=int, default=None)
     parser.add_argument('--keep', type=Path, default=None,
                         help='directory for run files (logs of abnormal runs stay there)')
@@ -413,7 +431,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         work_dir = args.keep or Path(scratch)
         try:
             results = run_many(context, work_dir, args.runs, seed, args.hogs, args.pin_cpu,
-                               args.amplify,
+                               args.amplify, (args.signal,) if args.signal else SIGNALS,
                                report=lambda result: print(result.line(), flush=True))
         finally:
             rclpy.try_shutdown(context=context)
