@@ -65,7 +65,7 @@ except ImportError:  # Humble
 INPUT_DEPTH = 5
 # After the shutdown transition, how long the process keeps serving before it exits (_linger).
 SHUTDOWN_LINGER_S = 0.5
-# While spinning, how often the main thread looks whether a signal has shut the context down.
+# How often main() wakes the executor to see whether a signal has shut the context down.
 SIGNAL_POLL_S = 0.1
 REFUSALS = (ConfigError, EngineGateError, EngineLoadError, OutOfMemoryError)
 _LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
@@ -179,8 +179,13 @@ class InferenceNode(LifecycleNode):
             self._rollback(name)
             return TransitionCallbackReturn.FAILURE
         except Exception as err:  # noqa: B902 - nothing may escape a transition callback
-            self.get_logger().error(f'{name} failed with a fault: {type(err).__name__}: {err}\n'
-                                    f'{traceback.format_exc()}')
+            if not self.context.ok():  # a signal shut the context down under this transition
+                self._console_logger().warning(
+                    f'{name} cut short by shutdown: {type(err).__name__}: {err}')
+            else:
+                self.get_logger().error(
+                    f'{name} failed with a fault: {type(err).__name__}: {err}\n'
+                    f'{traceback.format_exc()}')
             self._rollback(name)
             return TransitionCallbackReturn.ERROR
 
@@ -434,19 +439,17 @@ def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:
 def _spin(executor: SingleThreadedExecutor, finalized: Future, context: Context) -> None:
     """Spin until the shutdown transition, then linger; a signal's shutdown ends it too.
 
-    A signal shuts the context down from rclpy's signal thread, which wakes the executor
-    before it shuts the context down: the executor may check the context in between and wait
-    again. Spinning in slices of SIGNAL_POLL_S bounds the exit to that, whatever the timers.
-    When the shutdown lands between the executor's check of the context and its building of a
-    wait set, rclpy raises RCLError ('the given context is not valid': seen once in a full
-    suite run) instead of ExternalShutdownException. It is the same external shutdown and is
-    reported as one; an RCLError while the context is valid is a fault and propagates.
+    SIGINT / SIGTERM shut the context down from rclpy's signal thread. When that lands
+    between the executor's check of the context and its building of a wait set, rclpy raises
+    RCLError ('the given context is not valid': seen once in a full suite run, the node then
+    exited 1 after releasing everything) instead of ExternalShutdownException. It is the same
+    external shutdown and is reported as one; an RCLError while the context is valid is a
+    fault and propagates.
     """
     try:
-        while not finalized.done():
-            if not context.ok():
-                raise ExternalShutdownException()
-            executor.spin_until_future_complete(finalized, timeout_sec=SIGNAL_POLL_S)
+        executor.spin_until_future_complete(finalized)
+        if not context.ok():
+            raise ExternalShutdownException()
         _linger(executor, SHUTDOWN_LINGER_S)
     except _rclpy.RCLError as err:
         if context.ok():
@@ -504,6 +507,10 @@ def main(args: Optional[List[str]] = None) -> int:
         node.context.try_shutdown()
     if reclaimed.segments:
         node.get_logger().info(reclaimed.describe())
+    # rclpy's signal thread wakes the executor before it shuts the context down, so the
+    # executor may look at the context in between and wait again: this wakes it, whatever
+    # the other timers' periods, so a signal ends the spin within SIGNAL_POLL_S.
+    node.create_timer(SIGNAL_POLL_S, lambda: None)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
