@@ -292,7 +292,11 @@ class StressRun:
             client.camera.publish(mono8(pixels, frame_id=frame_id))
             if wait_until(lambda: frame_id in client.collected(), 0.5, period_s=0.005):
                 return
-        self._check(False, f'no output for frame {frame_id}', node)
+        values = client.model_values('tiny') or {}
+        seen = {k: values.get(k) for k in ('received', 'processed', 'dropped', 'failed')}
+        publishers = client.node.count_publishers(f'/{self._name}/tiny/doubled')
+        self._check(False, f'no output for frame {frame_id} (node diagnostics {seen}, '
+                    f'output publishers seen {publishers})', node)
 
     def _sequence(self, node: NodeProcess, client: ProcessClient, model: Path,
                   intact: bytes) -> None:
