@@ -293,7 +293,7 @@ class StressRun:
             if wait_until(lambda: frame_id in client.collected(), 0.5, period_s=0.005):
                 return
         values = client.model_values('tiny') or {}
-        seen = {k: values.get(k) for k in ('received', 'processed', 'dropped', 'failed')}
+        seen = {k: v for k, v in values.items() if k.startswith('frames_')}
         publishers = client.node.count_publishers(f'/{self._name}/tiny/doubled')
         self._check(False, f'no output for frame {frame_id} (node diagnostics {seen}, '
                     f'output publishers seen {publishers})', node)
