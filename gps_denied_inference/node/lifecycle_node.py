@@ -503,8 +503,6 @@ def main(args: Optional[List[str]] = None) -> int:
         if rclpy.ok():
             raise
         return 0  # a signal shut the context down while the node was being created
-    if received:  # a signal before rclpy's handlers were installed
-        node.context.try_shutdown()
     if reclaimed.segments:
         node.get_logger().info(reclaimed.describe())
     # rclpy's signal thread wakes the executor before it shuts the context down, so the
@@ -514,7 +512,8 @@ def main(args: Optional[List[str]] = None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        _spin(executor, node.finalized, node.context)
+        if not received:  # else a signal came before rclpy's handlers were installed
+            _spin(executor, node.finalized, node.context)
     except ExternalShutdownException:
         pass
     finally:
