@@ -259,6 +259,7 @@ class StressRun:
                 exit_code, exit_s = self._signal_and_wait(node, client, model, intact)
         except _SequenceError as err:
             self._problems.append(str(err))
+            _dump_stacks(node)
         finally:
             client.close()
             node.kill()
@@ -356,6 +357,16 @@ class StressRun:
         if self.amplify and not starve_signal_thread(node.pid):
             self._problems.append("amplifier: rclpy's signal thread not found")
         node.process.send_signal(signum)
+
+
+def _dump_stacks(node: NodeProcess) -> None:
+    """Make a node that stalled print every thread's Python stack (faulthandler on SIGABRT)."""
+    if node.process is not None and node.process.poll() is None:
+        node.process.send_signal(signal.SIGABRT)
+        try:
+            node.process.wait(10.0)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 class _SequenceError(Exception):
