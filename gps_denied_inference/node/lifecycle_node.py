@@ -7,6 +7,9 @@ returns ERROR, and both log the cause. The node never calls rclpy.init, so it co
 other nodes in one executor.
 """
 
+import faulthandler
+import signal
+import sys
 import time
 import traceback
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
@@ -28,6 +31,7 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
+from rclpy.signals import uninstall_signal_handlers
 from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
@@ -55,6 +59,7 @@ from gps_denied_inference.node.parameters import (
     NodeConfig,
 )
 from gps_denied_inference.resources.measured_usage import measure_usage
+from gps_denied_inference.resources.shm_segments import reclaim_dead_segments
 from gps_denied_inference.resources.thermal import (
     ThermalLevel,
     ThermalState,
@@ -71,6 +76,8 @@ except ImportError:  # Humble
 INPUT_DEPTH = 5
 # After the shutdown transition, how long the process keeps serving before it exits (_linger).
 SHUTDOWN_LINGER_S = 0.5
+# How often main() wakes the executor to see whether a signal has shut the context down.
+SIGNAL_POLL_S = 0.1
 REFUSALS = (ConfigError, EngineGateError, EngineLoadError, OutOfMemoryError)
 _LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
            'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
@@ -243,8 +250,13 @@ class InferenceNode(LifecycleNode):
             self._rollback(name)
             return TransitionCallbackReturn.FAILURE
         except Exception as err:  # noqa: B902 - nothing may escape a transition callback
-            self.get_logger().error(f'{name} failed with a fault: {type(err).__name__}: {err}\n'
-                                    f'{traceback.format_exc()}')
+            if not self.context.ok():  # a signal shut the context down under this transition
+                self._console_logger().warning(
+                    f'{name} cut short by shutdown: {type(err).__name__}: {err}')
+            else:
+                self.get_logger().error(
+                    f'{name} failed with a fault: {type(err).__name__}: {err}\n'
+                    f'{traceback.format_exc()}')
             self._rollback(name)
             return TransitionCallbackReturn.ERROR
 
@@ -541,7 +553,7 @@ def _linger(executor: SingleThreadedExecutor, seconds: float) -> None:
 def _spin(executor: SingleThreadedExecutor, finalized: Future, context: Context) -> None:
     """Spin until the shutdown transition, then linger; a signal's shutdown ends it too.
 
-    SIGINT / SIGTERM shut the context down from rclpy's signal handler. When that lands
+    SIGINT / SIGTERM shut the context down from rclpy's signal thread. When that lands
     between the executor's check of the context and its building of a wait set, rclpy raises
     RCLError ('the given context is not valid': seen once in a full suite run, the node then
     exited 1 after releasing everything) instead of ExternalShutdownException. It is the same
@@ -550,11 +562,31 @@ def _spin(executor: SingleThreadedExecutor, finalized: Future, context: Context)
     """
     try:
         executor.spin_until_future_complete(finalized)
+        if not context.ok():
+            raise ExternalShutdownException()
         _linger(executor, SHUTDOWN_LINGER_S)
     except _rclpy.RCLError as err:
         if context.ok():
             raise
         raise ExternalShutdownException() from err
+
+
+def _route_signals_through_rclpy() -> List[int]:
+    """Make SIGINT and SIGTERM mean "shut the context down", never a Python exception.
+
+    Called before rclpy.init, whose handlers chain to these: rclpy's own signal thread then
+    wakes the executor and shuts the context down, and the spin ends between callbacks. Python's
+    default SIGINT handler would instead raise KeyboardInterrupt in the main thread while
+    that thread was still being woken, so the teardown in main() ran concurrently with rclpy's
+    signal thread walking its list of guard conditions (docs/shutdown.md). After
+    uninstall_signal_handlers these handlers are back in place, so a repeated signal during
+    the teardown is noted instead of killing the process before the engines are released.
+    Returns the list the signals received are appended to.
+    """
+    received: List[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, frame: received.append(number))
+    return received
 
 
 def main(args: Optional[List[str]] = None) -> int:
@@ -564,20 +596,47 @@ def main(args: Optional[List[str]] = None) -> int:
     thread is released and the executor has stopped (before rclpy itself). A single-threaded
     executor: every callback is short (inference runs on the model workers), and rclpy's
     multi-threaded executor costs enough per callback to lose camera frames on a busy CPU.
+
+    The teardown order is what makes the exit safe (docs/shutdown.md): first rclpy's signal
+    thread is stopped and joined, so from then on only this thread touches the context, the
+    guard conditions and the node; then the executor stops; then the model workers and the
+    thermal thread are joined, so no thread publishes or infers; then the node (and with it
+    the DDS participant and its shared-memory segment) is destroyed; the context last.
+    faulthandler stays on for the life of the process: a native crash prints every thread's
+    Python stack to stderr before the previous handler (the default: a core dump) runs.
+    Before its own participant exists, it reclaims the Fast DDS shared-memory segments that
+    dead processes (a predecessor killed by SIGKILL, say) left under /dev/shm.
     """
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    reclaimed = reclaim_dead_segments()
+    received = _route_signals_through_rclpy()
     rclpy.init(args=args)
-    node = InferenceNode()
+    try:
+        node = InferenceNode()
+    except _rclpy.RCLError:
+        if rclpy.ok():
+            raise
+        return 0  # a signal shut the context down while the node was being created
+    if reclaimed.segments:
+        node.get_logger().info(reclaimed.describe())
+    # rclpy's signal thread wakes the executor before it shuts the context down, so the
+    # executor may look at the context in between and wait again: this wakes it, whatever
+    # the other timers' periods, so a signal ends the spin within SIGNAL_POLL_S.
+    node.create_timer(SIGNAL_POLL_S, lambda: None)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        _spin(executor, node.finalized, node.context)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        if not received:  # else a signal came before rclpy's handlers were installed
+            _spin(executor, node.finalized, node.context)
+    except ExternalShutdownException:
         pass
     finally:
+        uninstall_signal_handlers()
+        if received:
+            node._console_logger().info(
+                'shutting down on ' + ', '.join(signal.Signals(n).name for n in received))
         executor.shutdown()
         node.release_all()
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
+        node.context.try_shutdown()
     return 0
-

@@ -23,18 +23,28 @@ class Sizing:
     soak_frames: int
     soak_rate_hz: float
     soak_warmup_frames: int
+    # Shutdown stress runs: alone, beside a CPU hog, and under the race amplifier.
+    shutdown_runs: int
+    shutdown_hog_runs: int
+    shutdown_amplified_runs: int
+    # SIGKILL-and-restart cycles of the shared-memory reclaim test.
+    sigkill_cycles: int
 
     @property
     def slow_timeout_s(self) -> float:
-        """Per-test time limit of a long test: the soak's duration plus start-up and checks."""
-        return self.soak_frames / self.soak_rate_hz * 1.5 + 180.0
+        """Per-test time limit of a long test: the longest one's duration plus margin."""
+        stress_runs = (self.shutdown_runs + self.shutdown_hog_runs
+                       + self.shutdown_amplified_runs)
+        return max(self.soak_frames / self.soak_rate_hz * 1.5, stress_runs * 20.0) + 180.0
 
 
 SIZING = (Sizing(True, lifecycle_cycles=200, soak_frames=10_000, soak_rate_hz=30.0,
-                 soak_warmup_frames=600)
+                 soak_warmup_frames=600, shutdown_runs=240, shutdown_hog_runs=240,
+                 shutdown_amplified_runs=60, sigkill_cycles=50)
           if FULL_SIZE else
           Sizing(False, lifecycle_cycles=20, soak_frames=600, soak_rate_hz=30.0,
-                 soak_warmup_frames=150))
+                 soak_warmup_frames=150, shutdown_runs=6, shutdown_hog_runs=0,
+                 shutdown_amplified_runs=2, sigkill_cycles=3))
 
 
 def pytest_collection_modifyitems(items):

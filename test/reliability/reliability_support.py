@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from node_harness import wait_until
 
@@ -154,12 +154,17 @@ def write_params_file(path: Path, node_name: str, parameters: Dict[str, Any]) ->
 
 @dataclass
 class NodeProcess:
-    """`python -m gps_denied_inference.node` as its own process, output kept in files."""
+    """`python -m gps_denied_inference.node` as its own process, output kept in files.
+
+    `extra_env` is added to this process's environment; `cpus` pins the node to those CPUs.
+    """
 
     tmp_path: Path
     node_name: str
     parameters: Dict[str, Any]
     process: Optional[subprocess.Popen] = None
+    extra_env: Dict[str, str] = field(default_factory=dict)
+    cpus: Optional[FrozenSet[int]] = None
     stdout_path: Path = field(init=False)
     stderr_path: Path = field(init=False)
 
@@ -175,8 +180,13 @@ class NodeProcess:
             self.process = subprocess.Popen(
                 [sys.executable, '-m', 'gps_denied_inference.node', '--ros-args',
                  '-r', f'__node:={self.node_name}', '--params-file', str(params)],
-                stdout=out, stderr=err, env=dict(os.environ))
+                stdout=out, stderr=err, env={**os.environ, **self.extra_env},
+                preexec_fn=self._pin if self.cpus else None)
         return self
+
+    def _pin(self) -> None:
+        assert self.cpus is not None
+        os.sched_setaffinity(0, self.cpus)
 
     @property
     def pid(self) -> int:
