@@ -50,14 +50,16 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 PROFILE = HERE.parents[1] / 'config' / 'fastdds_large_data.xml'
 # The variable Fast DDS 3.x reads (Kilted wheels here); the launch file also sets the 2.x one.
-PROFILE_ENV = {'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE)}
+# Fast DDS 3.x reads the first, 2.x (Humble; Jazzy's wheels) the second.
+PROFILE_ENV = {'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE),
+               'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE)}
 WHERE = ('refused', 'active', 'transition')
 SIGNALS = ('SIGINT', 'SIGTERM')
 EXIT_TIMEOUT_S = 20.0
 STEP_TIMEOUT_S = 30.0
 FRAMES = 20
 CAMERA_PERIOD_S = 0.01
-_SEGMENT_LOCK = re.compile(r'/dev/shm/(fastdds_[0-9a-z]{16})_el')
+_SEGMENT_LOCK = re.compile(r'/dev/shm/((?:fastdds|fastrtps)_[0-9a-z]{16})_el')
 
 
 @dataclass(frozen=True)
