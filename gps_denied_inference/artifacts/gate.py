@@ -278,11 +278,19 @@ def _check_runtime(run: _Inspection) -> CheckResult:
     return CheckResult('runtime', PASS, f'{run.manifest.runtime}')
 
 
-def _check_tensorrt_version(run: _Inspection) -> CheckResult:
+def _needs_tensorrt_manifest(run: _Inspection, check: str) -> Optional[CheckResult]:
+    """The SKIP of a TensorRT-only check when the artifact or its manifest is not TensorRT's."""
     if not run.is_tensorrt:
-        return CheckResult('tensorrt-version', SKIP, 'not a TensorRT artifact')
+        return CheckResult(check, SKIP, 'not a TensorRT artifact')
     if run.manifest is None or run.manifest.runtime != 'tensorrt':
-        return CheckResult('tensorrt-version', SKIP, 'needs a valid TensorRT manifest')
+        return CheckResult(check, SKIP, 'needs a valid TensorRT manifest')
+    return None
+
+
+def _check_tensorrt_version(run: _Inspection) -> CheckResult:
+    skipped = _needs_tensorrt_manifest(run, 'tensorrt-version')
+    if skipped is not None:
+        return skipped
     installed = run.expected.tensorrt_version
     built = run.manifest.runtime_version
     if installed is None:
@@ -299,10 +307,9 @@ def _check_tensorrt_version(run: _Inspection) -> CheckResult:
 
 
 def _check_compute_capability(run: _Inspection) -> CheckResult:
-    if not run.is_tensorrt:
-        return CheckResult('compute-capability', SKIP, 'not a TensorRT artifact')
-    if run.manifest is None or run.manifest.runtime != 'tensorrt':
-        return CheckResult('compute-capability', SKIP, 'needs a valid TensorRT manifest')
+    skipped = _needs_tensorrt_manifest(run, 'compute-capability')
+    if skipped is not None:
+        return skipped
     device = run.expected.compute_capability
     built = run.manifest.device.compute_capability
     if device is None:
@@ -320,10 +327,9 @@ def _check_device(run: _Inspection) -> CheckResult:
     Refused only on evidence: a manifest name with a word this device's name lacks ('Orin
     NX' on an 'AGX Orin'); a less specific one ('Orin', CUDA's name for every Orin) is a SKIP.
     """
-    if not run.is_tensorrt:
-        return CheckResult('device', SKIP, 'not a TensorRT artifact')
-    if run.manifest is None or run.manifest.runtime != 'tensorrt':
-        return CheckResult('device', SKIP, 'needs a valid TensorRT manifest')
+    skipped = _needs_tensorrt_manifest(run, 'device')
+    if skipped is not None:
+        return skipped
     device = run.expected.device_name
     built = run.manifest.device.name
     if device is None:
