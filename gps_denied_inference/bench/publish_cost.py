@@ -13,7 +13,6 @@ build/bench/publish_cost.json. A script, not a test: it asserts nothing about ti
 """
 
 import argparse
-from array import array
 import json
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ from gps_denied_inference.imaging.output_encoding import (
     count_nonfinite,
     encode_output,
     image_layout_for,
+    message_data,
 )
 from gps_denied_inference.node.output_publisher import attach_data, OutputPublisher
 
@@ -78,9 +78,7 @@ def old_encode(outputs: Outputs) -> List[Any]:
         layout = image_layout_for(tensor.shape, str(tensor.dtype), name=name)
         msg = Image(height=layout.height, width=layout.width, encoding=layout.encoding,
                     is_bigendian=0, step=layout.step)
-        data = array('B')
-        data.frombytes(memoryview(encode_output(tensor, layout)))
-        msg.data = data
+        msg.data = message_data(encode_output(tensor, layout))
         messages.append(msg)
     return messages
 

@@ -23,6 +23,7 @@ import numpy as np
 from gps_denied_inference.imaging.output_encoding import (
     encode_output,
     image_layout_for,
+    message_data,
     OutputLayout,
 )
 
@@ -39,9 +40,7 @@ def attach_data(msg: Any, data: np.ndarray, zero_copy: bool) -> None:
     if zero_copy:
         msg._data = data  # noqa: SLF001 - the setter would copy; see the module docstring
     else:
-        copy = array('B')
-        copy.frombytes(memoryview(data))
-        msg.data = copy
+        msg.data = message_data(data)
 
 
 class OutputPublisher:
