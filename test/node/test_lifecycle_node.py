@@ -140,7 +140,7 @@ class _SlowRuntime:
 
 
 def test_burst_faster_than_the_model_is_dropped_not_queued(start, model):
-    delay_s = 0.2
+    delay_s = 0.5
 
     def slow_factory(label, **kwargs):
         return _SlowRuntime(build_inference_runtime(label, **kwargs), delay_s=delay_s)
@@ -155,7 +155,7 @@ def test_burst_faster_than_the_model_is_dropped_not_queued(start, model):
         time.sleep(0.01)
     # The newest frame always wins: the last frame published is the last one processed.
     assert wait_until(lambda: harness.received(topic)
-                      and harness.received(topic)[-1].header.frame_id == 'f29', 10.0)
+                      and harness.received(topic)[-1].header.frame_id == 'f29', 30.0)
     assert wait_until(lambda: _stats(harness).processed == len(harness.received(topic)), 10.0)
     stats = _stats(harness)
     # The burst as the node saw it: from before the first publish to the last frame's arrival
@@ -165,13 +165,15 @@ def test_burst_faster_than_the_model_is_dropped_not_queued(start, model):
     # Keep-last-1 DDS history may discard some frames before the callback; every frame the
     # node did receive was either processed or dropped (overwritten in the mailbox).
     assert stats.processed + stats.dropped == stats.received
-    # A queue would serve every received frame; the mailbox serves at most the frames the
-    # model (delay_s each) can start while frames arrive, int(burst_s / delay_s) + 1, plus
-    # the newest waiting when the last arrived. More must arrive than that, or the burst did
-    # not outrun the model and proved nothing.
+    # A queue serves every received frame and drops none. The mailbox serves at most the
+    # frames the model (delay_s each, at least) can start while frames arrive,
+    # int(burst_s / delay_s) + 1, plus the newest waiting when the last arrived; the rest of
+    # what arrived is dropped. The model is slow enough that even a burst stretched tenfold
+    # by a loaded machine outruns it.
     served_at_most = int(burst_s / delay_s) + 2
-    assert stats.processed <= served_at_most < stats.received, (stats, burst_s)
-    assert stats.dropped >= stats.received - served_at_most
+    assert stats.dropped > 0, (stats, burst_s)
+    assert stats.processed <= served_at_most, (stats, burst_s)
+    assert stats.dropped >= stats.received - served_at_most, (stats, burst_s)
 
 
 def test_rejected_inputs_are_counted_and_the_next_good_frame_is_served(start, model):

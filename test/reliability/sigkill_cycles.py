@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from typing import List, Optional, Tuple
+from typing import FrozenSet, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [p for p in (str(HERE.parent), str(HERE)) if p not in sys.path]
@@ -54,13 +54,28 @@ class CyclesReport:
                 f'load average {os.getloadavg()}\n')
 
 
+def _lock_files() -> FrozenSet[str]:
+    """The segments whose `_el` lock file is under /dev/shm now, whoever owns them."""
+    try:
+        return frozenset(n[:-len('_el')] for n in os.listdir('/dev/shm') if n.endswith('_el'))
+    except FileNotFoundError:
+        return frozenset()
+
+
 def _start(work_dir: Path, name: str) -> Tuple[NodeProcess, Tuple[str, ...]]:
+    """Start a node and wait until it owns a segment of its own.
+
+    Only segments created after the start count: before its participant exists the node opens
+    every lock file already there to reclaim the dead ones, and a sample taken then would
+    credit it with its predecessor's segment (or a live process's), and kill it mid-reclaim.
+    """
+    before = _lock_files()
     node = NodeProcess(work_dir, name, {'diagnostics_period_s': 1.0},
                        extra_env=PROFILE_ENV).start()
     owned: List[Tuple[str, ...]] = [()]
 
     def owns_one() -> bool:
-        owned[0] = tuple(sorted(owned_segments(node.pid)))
+        owned[0] = tuple(sorted(owned_segments(node.pid) - before))
         return bool(owned[0]) or node.process.poll() is not None
     wait_until(owns_one, START_TIMEOUT_S, period_s=0.05)
     if not owned[0]:
