@@ -120,7 +120,11 @@ class ModelWorker:
                                             name=f'publisher-{name}', daemon=True)
         self._thread = threading.Thread(target=self._run, name=f'worker-{name}', daemon=True)
         self._publishing.start()
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            self._results.put(None)  # only the inference thread would have ended it
+            raise
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Stop after the frame in progress is published; a pending frame counts as dropped."""
@@ -129,11 +133,13 @@ class ModelWorker:
             self.stats.on_dropped()
         self._mailbox.close()
         deadline = time.monotonic() + timeout_s
-        for thread in (self._thread, self._publishing):
-            if thread is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(thread is not None and thread.is_alive()
-                       for thread in (self._thread, self._publishing))
+        # A thread that never started (start() failed half-way: no thread could be created)
+        # has nothing to join; the one that did start must still be stopped.
+        started = [thread for thread in (self._thread, self._publishing)
+                   if thread is not None and thread.ident is not None]
+        for thread in started:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in started)
 
     def _infer(self, item: _Input) -> Optional[Tuple[Outputs, float]]:
         """Infer one input; None (counted, warned) when it failed.

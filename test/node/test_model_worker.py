@@ -292,6 +292,24 @@ def test_stop_publishes_the_frame_in_progress_and_counts_the_pending_one(loaded)
     assert (snapshot.received, snapshot.processed, snapshot.dropped) == (2, 1, 1)
 
 
+def test_stop_after_a_half_failed_start_stops_the_thread_that_did_start(loaded, monkeypatch):
+    class NoInferenceThread(threading.Thread):
+        """The process is out of threads by the time the inference thread is created."""
+
+        def start(self):
+            if self.name.startswith('worker-'):
+                raise RuntimeError("can't start new thread")
+            super().start()
+    monkeypatch.setattr(model_worker.threading, 'Thread', NoInferenceThread)
+    worker = ModelWorker(loaded, ModelStats(), publish=Recorder(), warn=lambda _: None)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        worker.start()
+    publishing = [t for t in threading.enumerate() if t.name == 'publisher-tiny']
+    assert publishing, 'the publishing thread should have started'
+    assert worker.stop()
+    assert not publishing[0].is_alive()
+
+
 def test_a_publish_failure_is_counted_and_the_next_frame_is_served(loaded):
     recorder = Recorder()
     recorder.fail_on = 'f2'
