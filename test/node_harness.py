@@ -19,6 +19,7 @@ from sensor_msgs.msg import Image
 from gps_denied_inference.demo.lifecycle_client import LifecycleClient
 from gps_denied_inference.imaging.output_encoding import message_data
 from gps_denied_inference.node.lifecycle_node import InferenceNode
+from gps_denied_inference.spin_thread import SpinThread
 
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -62,8 +63,7 @@ class NodeHarness:
         self._publishers: Dict[str, Any] = {}
         self.client.create_subscription(DiagnosticArray, '/diagnostics',
                                         self.diagnostics.append, 10)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self.spinner = SpinThread(self.executor, f'{node_name}-harness').start()
         found = self.lifecycle.wait_for_services(30.0)
         assert found, f'lifecycle services of {node_name} not found'
 
@@ -106,8 +106,7 @@ class NodeHarness:
 
     def close(self) -> None:
         """Stop spinning, then destroy both nodes (the node releases its engines)."""
-        self.executor.shutdown()
-        self._thread.join(10.0)
+        self.spinner.stop()
         self.node.release_all()
         self.node.destroy_node()
         self.client.destroy_node()

@@ -16,6 +16,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from gps_denied_inference.demo.lifecycle_client import LifecycleClient
+from gps_denied_inference.spin_thread import SpinThread
 
 
 class _ProbeNode(LifecycleNode):
@@ -43,8 +44,7 @@ def test_lifecycle_configure_through_the_change_state_service(ros_context):
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     executor.add_node(client_node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = SpinThread(executor).start()
     try:
         change = client_node.create_client(ChangeState, '/environment_probe/change_state')
         get = client_node.create_client(GetState, '/environment_probe/get_state')
@@ -61,8 +61,7 @@ def test_lifecycle_configure_through_the_change_state_service(ros_context):
         state = _call(get, GetState.Request(), 10.0)
         assert state.current_state.id == State.PRIMARY_STATE_INACTIVE
     finally:
-        executor.shutdown()
-        spinner.join(timeout=10.0)
+        spinner.stop()
         node.destroy_node()
         client_node.destroy_node()
 

@@ -4,10 +4,11 @@ Each child owns one rclpy context; close() stops the executor and joins its thre
 rclpy shuts down (a process that exits while an executor thread spins aborts).
 """
 
-import threading
 from typing import Any
 
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from gps_denied_inference.spin_thread import SpinThread
 
 # The camera side: sensor-data QoS (best effort, keep last 5), like a camera driver.
 CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -30,16 +31,13 @@ class SpunNode:
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True,
-                                        name=f'{name}-spin')
-        self._thread.start()
+        self._spinner = SpinThread(self.executor, f'{name}-spin').start()
 
     def close(self) -> None:
         """Stop spinning, join the thread, destroy the node, shut the context down."""
         import rclpy
 
-        self.executor.shutdown()
-        self._thread.join(10.0)
+        self._spinner.stop()
         self.node.destroy_node()
         if self.context.ok():
             rclpy.shutdown(context=self.context)

@@ -190,6 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from gps_denied_inference.demo.models import write_demo_model
     from gps_denied_inference.demo.scene import AerialScene
     from gps_denied_inference.node.lifecycle_node import InferenceNode
+    from gps_denied_inference.spin_thread import SpinThread
 
     models = args.out / 'models'
     path = models / f'{args.model}.onnx'
@@ -223,8 +224,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         Parameter(k, value=v) for k, v in parameters.items()])
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = SpinThread(executor, 'timeline-spin').start()
     camera_result: Dict[str, Any] = {}
     try:
         node.trigger_configure()
@@ -250,8 +250,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         receiver.wait(15.0)
         node.trigger_deactivate()
         node.trigger_cleanup()
-        executor.shutdown()
-        spinner.join(5.0)
+        spinner.stop()
         node.destroy_node()
         rclpy.try_shutdown()
     received = json.loads(received_path.read_text())

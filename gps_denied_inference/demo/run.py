@@ -37,6 +37,7 @@ from gps_denied_inference.demo.lifecycle_client import LifecycleClient
 from gps_denied_inference.demo.models import MAX_KEYPOINTS, OUTPUT_NAMES, write_demo_model
 from gps_denied_inference.demo.scene import AerialScene
 from gps_denied_inference.imaging.output_encoding import decode_output, message_data
+from gps_denied_inference.spin_thread import SpinThread
 
 NODE = '/gps_denied_inference'
 MODEL = 'corners'
@@ -114,8 +115,7 @@ def drive(args: argparse.Namespace):
     ros = rclpy.create_node('demo_camera', context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(ros)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = SpinThread(executor, 'demo-spin').start()
     received = Received()
     checks: List[Tuple[str, bool, str]] = []
     frames: Dict[Tuple[int, int], np.ndarray] = {}
@@ -150,8 +150,7 @@ def drive(args: argparse.Namespace):
         checks.extend(output_checks(received, sent, final_counts))
         checks.extend(geometry_checks(received, frames))
     finally:
-        executor.shutdown()
-        spinner.join(10.0)
+        spinner.stop()
         ros.destroy_node()
         rclpy.shutdown(context=context)
     return checks, received, frames

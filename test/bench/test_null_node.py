@@ -1,6 +1,5 @@
 """The null node answers every frame at once: the input's header, the model's real layouts."""
 
-import threading
 import time
 
 import numpy as np
@@ -13,6 +12,7 @@ from gps_denied_inference.bench.ros import CAMERA_QOS, OUTPUT_QOS
 from gps_denied_inference.demo.models import write_demo_model
 from gps_denied_inference.imaging.output_encoding import image_layout_for
 from gps_denied_inference.node.lifecycle_node import input_qos, output_qos
+from gps_denied_inference.spin_thread import SpinThread
 
 
 @pytest.fixture
@@ -27,12 +27,10 @@ def spun(ros_context):
         nodes.append(Node(name, context=ros_context))
         executor.add_node(nodes[-1])
         return nodes[-1]
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    make.start = thread.start
+    spinner = SpinThread(executor)
+    make.start = spinner.start
     yield make
-    executor.shutdown()
-    if thread.is_alive():
-        thread.join(5.0)
+    spinner.stop()
     for node in nodes:
         node.destroy_node()
 

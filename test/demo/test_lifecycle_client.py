@@ -2,13 +2,13 @@
 
 import itertools
 import os
-import threading
 import time
 
 from lifecycle_msgs.srv import ChangeState, GetState
 import pytest
 
 from gps_denied_inference.demo.lifecycle_client import LifecycleClient
+from gps_denied_inference.spin_thread import SpinThread
 
 _NUMBERS = itertools.count()
 
@@ -28,11 +28,9 @@ def spun(ros_context):
         executor.add_node(node)
         created.append(node)
         return node
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = SpinThread(executor).start()
     yield make
-    executor.shutdown()
-    thread.join(10.0)
+    spinner.stop()
     for node in created:
         node.destroy_node()
 

@@ -19,6 +19,7 @@ from sealed_models import make_sealed_onnx
 from gps_denied_inference.errors import InferenceError
 from gps_denied_inference.node import lifecycle_node as node_module
 from gps_denied_inference.runtimes.protocol import build_inference_runtime
+from gps_denied_inference.spin_thread import SpinThread
 
 CAMERA = '/camera/image_raw'
 
@@ -217,8 +218,6 @@ def test_diagnostics_report_model_memory_thermal_and_lifecycle(start, model):
 
 
 def test_params_file_loads_in_a_separate_process(tmp_path, ros_context):
-    import threading
-
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -236,8 +235,7 @@ def test_params_file_loads_in_a_separate_process(tmp_path, ros_context):
     client = rclpy.create_node('proc_client', context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(client)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = SpinThread(executor).start()
     try:
         lifecycle = LifecycleClient(client, '/proc_node')
         assert lifecycle.wait_for_services(30.0)
@@ -247,8 +245,7 @@ def test_params_file_loads_in_a_separate_process(tmp_path, ros_context):
     finally:
         if process.poll() is None:
             process.kill()
-        executor.shutdown()
-        thread.join(10.0)
+        spinner.stop()
         client.destroy_node()
     output = process.stdout.read().decode()
     assert 'configured tiny' in output
@@ -328,7 +325,7 @@ def test_destroying_an_active_node_releases_engines_threads_and_thermal(ros_cont
         threads = [t for w in node._workers.values() for t in (w._thread, w._publishing)]
         threads.append(thermal._thread)
         assert all(t.is_alive() for t in threads) and not core.budget.is_empty()
-        harness.executor.shutdown()
+        harness.spinner.stop()
         node.destroy_node()
         assert not any(t.is_alive() for t in threads)
         assert core.budget.is_empty() and node._core is None

@@ -1,6 +1,5 @@
 """Outputs leave as Image messages whose bytes are the tensors', through real rclpy."""
 
-import threading
 import time
 
 import numpy as np
@@ -16,6 +15,7 @@ from gps_denied_inference.node.output_publisher import (
     OutputPublisher,
     zero_copy_supported,
 )
+from gps_denied_inference.spin_thread import SpinThread
 
 QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                  reliability=ReliabilityPolicy.RELIABLE)
@@ -40,8 +40,7 @@ class Loopback:
                                       QOS)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = SpinThread(self.executor).start()
 
     def wait_for(self, count, timeout_s=10.0):
         deadline = time.monotonic() + timeout_s
@@ -52,8 +51,7 @@ class Loopback:
         return False
 
     def close(self):
-        self.executor.shutdown()
-        self.thread.join(5.0)
+        self.spinner.stop()
         self.node.destroy_node()
 
 

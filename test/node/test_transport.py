@@ -23,6 +23,7 @@ import pytest
 from sealed_models import make_sealed_onnx
 
 from gps_denied_inference.bench.run import child_environment, PROFILE_FILE
+from gps_denied_inference.spin_thread import SpinThread
 
 FULL_HD_RGB8 = 1920 * 1080 * 3
 NAMESPACE = '{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}'
@@ -128,8 +129,7 @@ class _Client:
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self.spinner = SpinThread(self.executor).start()
 
     def _store(self, kind, msg) -> None:
         with self._lock:
@@ -178,8 +178,7 @@ class _Client:
                 and len(self.frame_ids('reliable')) == counts['frames_processed'])
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self._thread.join(10.0)
+        self.spinner.stop()
         self.node.destroy_node()
 
 

@@ -19,6 +19,7 @@ from node_harness import wait_until
 
 from gps_denied_inference.artifacts.sealing import manifest_from_onnx, seal_artifact
 from gps_denied_inference.resources.measured_usage import current_rss_bytes
+from gps_denied_inference.spin_thread import SpinThread
 
 HERE = Path(__file__).resolve().parent
 ROS_PEERS = HERE / 'ros_peers.py'
@@ -269,8 +270,7 @@ class ProcessClient:
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self.spinner = SpinThread(self.executor).start()
 
     def collect(self, topic: str, keep: Any = lambda msg: msg) -> None:
         """Keep `keep(msg)` of every message on `topic` (reliable, depth 50)."""
@@ -325,6 +325,5 @@ class ProcessClient:
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""
-        self.executor.shutdown()
-        self._thread.join(10.0)
+        self.spinner.stop()
         self.node.destroy_node()

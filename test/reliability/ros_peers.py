@@ -6,7 +6,6 @@ transition T on NODE, printing 'CALLING' just before the call and 'RESULT <bool>
 """
 
 import sys
-import threading
 import time
 
 import numpy as np
@@ -16,6 +15,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from gps_denied_inference.demo.lifecycle_client import LifecycleClient
+from gps_denied_inference.spin_thread import SpinThread
 
 
 def camera(topic: str) -> None:
@@ -42,16 +42,14 @@ def lifecycle(node_name: str, transition: str) -> None:
     node = rclpy.create_node('crash_lifecycle_client')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = SpinThread(executor).start()
     client = LifecycleClient(node, node_name)
     if not client.wait_for_services(30.0):
         print('NO SERVICES', flush=True)
         return
     print('CALLING', flush=True)
     print(f'RESULT {client.change(transition)}', flush=True)
-    executor.shutdown()
-    thread.join(10.0)
+    spinner.stop()
 
 
 def main() -> int:
