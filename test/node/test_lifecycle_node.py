@@ -45,7 +45,7 @@ def test_full_lifecycle_outputs_equal_onnxruntime_on_the_same_tensor(start, mode
     frames = _frames(5)
     for i, pixels in enumerate(frames):
         harness.publish(CAMERA, mono8(pixels, frame_id=f'cam{i}', stamp_ns=1_000_000_000 + i))
-        assert wait_until(lambda n=i: len(harness.received(topic)) > n, 10.0)
+        assert wait_until(lambda n=i: len(harness.received(topic)) > n, 30.0)
     outputs = harness.received(topic)
     for i, (pixels, msg) in enumerate(zip(frames, outputs)):
         assert msg.header.frame_id == f'cam{i}'
@@ -119,7 +119,7 @@ def test_two_models_share_one_budget(start, tmp_path):
 def test_autostart_configures_and_activates(start, model):
     harness = start({'models': ['tiny'], **model_parameters('tiny', str(model)),
                      'autostart': True})
-    assert wait_until(lambda: harness.lifecycle.state() == 'active', 10.0)
+    assert wait_until(lambda: harness.lifecycle.state() == 'active', 30.0)
 
 
 class _SlowRuntime:
@@ -157,7 +157,7 @@ def test_burst_faster_than_the_model_is_dropped_not_queued(start, model):
     # The newest frame always wins: the last frame published is the last one processed.
     assert wait_until(lambda: harness.received(topic)
                       and harness.received(topic)[-1].header.frame_id == 'f29', 30.0)
-    assert wait_until(lambda: _stats(harness).processed == len(harness.received(topic)), 10.0)
+    assert wait_until(lambda: _stats(harness).processed == len(harness.received(topic)), 30.0)
     stats = _stats(harness)
     # The burst as the node saw it: from before the first publish to the last frame's arrival
     # (its own monotonic clock). Measured at the node, because delivery lags publishing: on a
@@ -191,9 +191,9 @@ def test_rejected_inputs_are_counted_and_the_next_good_frame_is_served(start, mo
     bad[3].height, bad[3].width, bad[3].step = 100000, 100000, 100000
     for i, msg in enumerate(bad):
         harness.publish(CAMERA, msg)
-        assert wait_until(lambda n=i: _stats(harness).rejected == n + 1, 5.0)
+        assert wait_until(lambda n=i: _stats(harness).rejected == n + 1, 30.0)
     harness.publish(CAMERA, mono8(good, frame_id='good'))
-    assert wait_until(lambda: len(harness.received(topic)) == 1, 5.0)
+    assert wait_until(lambda: len(harness.received(topic)) == 1, 30.0)
     assert harness.received(topic)[0].header.frame_id == 'good'
     assert harness.lifecycle.state() == 'active'
     assert sum(_stats(harness).rejected_by_reason.values()) == 4
@@ -204,7 +204,7 @@ def test_diagnostics_report_model_memory_thermal_and_lifecycle(start, model):
                      'diagnostics_period_s': 0.2, 'thermal.root': '/nonexistent'})
     assert harness.lifecycle.change('configure') and harness.lifecycle.change('activate')
     assert wait_until(lambda: any(s.name.endswith('model tiny') and s.level == DiagnosticStatus.OK
-                                  for a in harness.diagnostics for s in a.status), 5.0)
+                                  for a in harness.diagnostics for s in a.status), 30.0)
     last = harness.diagnostics[-1]
     by_name = {s.name.split(': ', 1)[1]: s for s in last.status}
     assert {'lifecycle', 'thermal', 'model tiny', 'memory'} <= set(by_name)
@@ -269,15 +269,15 @@ def test_critical_thermal_level_throttles_and_the_diagnostics_say_so(start, mode
         return None
 
     assert wait_until(lambda: latest('thermal') is not None
-                      and latest('thermal').level == DiagnosticStatus.ERROR, 10.0)
+                      and latest('thermal').level == DiagnosticStatus.ERROR, 30.0)
     assert 'halved' in latest('thermal').message
     assert wait_until(lambda: {kv.key: kv.value for kv in latest('model tiny').values}
-                      .get('throttled') == 'true', 10.0)
+                      .get('throttled') == 'true', 30.0)
     # A waited check: the reading goes stale after three polls of a held-up thermal thread.
-    assert wait_until(harness.node._is_throttled, 10.0)
+    assert wait_until(harness.node._is_throttled, 30.0)
     set_temp(root, 0, 40000)
-    assert wait_until(lambda: latest('thermal').level == DiagnosticStatus.OK, 10.0)
-    assert wait_until(lambda: not harness.node._is_throttled(), 10.0)
+    assert wait_until(lambda: latest('thermal').level == DiagnosticStatus.OK, 30.0)
+    assert wait_until(lambda: not harness.node._is_throttled(), 30.0)
 
 
 class _ShutdownRacingExecutor(SingleThreadedExecutor):

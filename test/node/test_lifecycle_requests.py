@@ -54,7 +54,7 @@ def test_a_manager_configuring_an_autostarted_node_is_refused_not_fatal(start, m
                                                                         humble_lifecycle):
     harness = start({'models': ['tiny'], **model_parameters('tiny', str(model)),
                      'autostart': True})
-    assert wait_until(lambda: harness.lifecycle.state() == 'active', 10.0)
+    assert wait_until(lambda: harness.lifecycle.state() == 'active', 30.0)
     assert not harness.lifecycle.change('configure', timeout_s=10.0)
     assert harness.lifecycle.state() == 'active'
     assert harness.lifecycle.change('deactivate')

@@ -150,7 +150,7 @@ def _final_counters(client):
                         for s in a.status if s.name.endswith('model tiny'))
         result.update({k: int(values[f'frames_{k}']) for k in keys})
         return stale
-    assert wait_until(final, 10.0)
+    assert wait_until(final, 30.0)
     return result
 
 
