@@ -73,4 +73,4 @@ def test_restamp_sets_frame_id_and_wall_clock(scene):
 def test_age_of_an_old_stamp(scene):
     msg = frame_messages(scene, FRAME_KINDS['mono8_640x480'], count=1)[0]
     msg.header.stamp.sec = int(time.time()) - 10
-    assert 9.0 < age_s(msg.header) < 12.0
+    assert 9.0 < age_s(msg.header) < 60.0  # 10-11 s, plus however long this thread stalled
