@@ -66,9 +66,11 @@ def test_a_failing_second_release_fails(fake, tmp_path, monkeypatch):
     def release_once(self, handle):
         # Every call after the first raises, whether it comes after the release or while
         # it runs (the real release serialises callers, so is_released alone cannot tell).
+        # Each handle is kept alive here: a freed handle's id can be reused by the next load.
         with lock:
-            calls[id(handle)] = calls.get(id(handle), 0) + 1
-            first = calls[id(handle)] == 1
+            seen, count = calls.get(id(handle), (handle, 0))
+            calls[id(handle)] = (seen, count + 1)
+            first = count == 0
         if not first:
             raise RuntimeError('released twice')
         original(self, handle)
