@@ -96,7 +96,7 @@ ROSDEP_KEYS = {
     'std_msgs': 'std_msgs', 'ament_index_python': 'ament_index_python', 'launch': 'launch',
     'launch_ros': 'launch_ros', 'numpy': 'python3-numpy', 'cv2': 'python3-opencv',
     'onnx': None, 'onnxruntime': None, 'tensorrt': None, 'pycuda': None, 'polygraphy': None,
-    'pynvml': None, 'yaml': 'python3-yaml',
+    'pynvml': None, 'yaml': 'python3-yaml', 'bondpy': 'bondpy',
 }
 
 
@@ -104,6 +104,13 @@ def _package_xml():
     import xml.etree.ElementTree as ElementTree
 
     return ElementTree.parse(ROOT / 'package.xml').getroot()
+
+
+def _imported_by_name(node):
+    """importlib.import_module('a.b') with a literal name (an optional dependency)."""
+    return (isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'import_module'
+            and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str))
 
 
 def _third_party_imports():
@@ -115,6 +122,8 @@ def _third_party_imports():
                 names.update(alias.name.split('.')[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names.add(node.module.split('.')[0])
+            elif _imported_by_name(node):
+                names.add(node.args[0].value.split('.')[0])
     return names - set(sys.stdlib_module_names) - {'gps_denied_inference'}
 
 

@@ -2,8 +2,9 @@
 
 After activating a node, nav2_lifecycle_manager waits up to `bond_timeout` (4 s by default)
 for a bond_core heartbeat on topic `bond` with the node's name as its id, and aborts the
-bring-up without one. bondpy provides it (ROS package ros-<distro>-bondpy); where it is not
-installed the node runs without a bond, and the manager needs `bond_timeout: 0.0`.
+bring-up without one. bondpy provides it (ROS package ros-<distro>-bondpy, declared in
+package.xml); where it is not installed (pip-only environments) the node runs without a bond,
+and the manager needs `bond_timeout: 0.0`.
 The bond lives from activate to deactivate, as on nav2's own servers.
 """
 
