@@ -11,6 +11,23 @@ class ConfigError(GpsDeniedInferenceError):
     """A configuration value (parameter, build config, dataclass field) is invalid."""
 
 
+class InvalidValueError(ConfigError):
+    """One named setting has a value its rule refuses; callers may name it as the user wrote it."""
+
+    def __init__(self, owner: str, name: str, value: object, rule: str,
+                 label: Optional[str] = None) -> None:
+        self.owner = owner
+        self.name = name
+        self.value = value
+        self.rule = rule
+        label = label or (f'{owner}.{name}' if owner else name)
+        super().__init__(f'{label} = {value!r} is invalid: must be {rule}')
+
+    def renamed(self, label: str) -> 'InvalidValueError':
+        """The same refusal under the name the user gave the setting (a parameter, a flag)."""
+        return InvalidValueError(self.owner, self.name, self.value, self.rule, label=label)
+
+
 class RuntimeUnavailableError(ConfigError):
     """An inference strategy was asked for that is unknown or whose library is not installed."""
 

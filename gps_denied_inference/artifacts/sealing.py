@@ -23,6 +23,7 @@ from gps_denied_inference.artifacts.manifest import (
 )
 from gps_denied_inference.errors import ConfigError, ManifestError
 from gps_denied_inference.imaging.contract import PreprocessContract
+from gps_denied_inference.validation import named_as
 
 PathLike = Union[str, Path]
 SHA256_SUFFIX = '.sha256'
@@ -141,16 +142,18 @@ def onnxruntime_version() -> str:
 
 
 def manifest_from_onnx(path: PathLike, *, preprocess: Optional[Mapping[str, Any]] = None,
-                       extra: Optional[Mapping[str, Any]] = None) -> Manifest:
+                       extra: Optional[Mapping[str, Any]] = None,
+                       preprocess_labels: Optional[Mapping[str, str]] = None) -> Manifest:
     """Describe an ONNX model for the `onnxruntime` runtime, reading everything from the file.
 
     I/O tensors, opset and precision come from the model; the preprocessing contract is
-    derived from the first input's shape and dtype, with `preprocess` overriding any of its
-    fields. Memory: weights are the initializer bytes; activations are the sum of every
-    intermediate tensor whose shape inference gives a static shape (no buffer reuse assumed,
-    so an upper bound); I/O buffers are the I/O tensor bytes. Returns the unsealed manifest
-    (empty digest): pass it to seal_artifact. Dynamic I/O dimensions are refused, because a
-    manifest needs their min/opt/max profile and an ONNX file does not carry one.
+    derived from the model's one input's shape and dtype, with `preprocess` overriding any of
+    its fields (named in refusals by `preprocess_labels`). Memory: weights are the
+    initializer bytes; activations are the sum of every intermediate tensor whose shape
+    inference gives a static shape (no buffer reuse assumed, so an upper bound); I/O buffers
+    are the I/O tensor bytes. Returns the unsealed manifest (empty digest): pass it to
+    seal_artifact. Dynamic I/O dimensions are refused, because a manifest needs their
+    min/opt/max profile and an ONNX file does not carry one.
     """
     import onnx
 
@@ -178,7 +181,11 @@ def manifest_from_onnx(path: PathLike, *, preprocess: Optional[Mapping[str, Any]
     inputs = [t for t in tensors if t.mode == 'input']
     if not inputs:
         raise ManifestError(f'{source}: the model has no input tensor')
-    contract = contract_for_input(inputs[0], source, dict(preprocess or {}))
+    if len(inputs) != 1:
+        raise ManifestError(f'{source}: the model has {len(inputs)} inputs '
+                            f'({", ".join(t.name for t in inputs)}); the node feeds one image '
+                            'input (export the model with one)')
+    contract = contract_for_input(inputs[0], source, dict(preprocess or {}), preprocess_labels)
     notes = {'activation_estimate': (
         f'sum of {counted} intermediate tensors with a static inferred shape, no buffer reuse '
         f'assumed; {unknown} of unknown shape not counted'),
@@ -282,9 +289,14 @@ def _onnx_precision(model: Any) -> str:
     return 'fp32'
 
 
-def contract_for_input(spec: TensorSpec, source: str,
-                        changes: Dict[str, Any]) -> PreprocessContract:
-    """The preprocessing contract an image input implies; `changes` override any field."""
+def contract_for_input(spec: TensorSpec, source: str, changes: Dict[str, Any],
+                       labels: Optional[Mapping[str, str]] = None) -> PreprocessContract:
+    """The preprocessing contract an image input implies; `changes` override any field.
+
+    A refused change is named by `labels` (field -> the user's name for it; default
+    `preprocess.<field>`), and a contract whose tensors the input cannot take is refused.
+    """
+    labels = labels or {name: f'preprocess.{name}' for name in changes}
     shape = spec.shape
     derived: Dict[str, Any] = {}
     if len(shape) == 4 and shape[1] in (1, 3):
@@ -301,10 +313,18 @@ def contract_for_input(spec: TensorSpec, source: str,
     missing = [name for name in ('width', 'height', 'layout') if name not in fields]
     if missing:
         raise ManifestError(f'{source}: input {spec.name!r} shape {shape} is not a batch-1 '
-                            f'image (N,1|3,H,W or N,H,W,1|3); give the preprocessing '
-                            f'{", ".join(missing)} explicitly')
+                            f'image (N,1|3,H,W or N,H,W,1|3), the only tensors the node makes; '
+                            f'export the model with such an input, or where a dimension is '
+                            f'dynamic give the preprocessing {", ".join(missing)} explicitly')
     try:
-        return PreprocessContract(**fields)
+        with named_as(labels, changes):
+            contract = PreprocessContract(**fields)
     except (ConfigError, TypeError) as err:
         raise ManifestError(f'{source}: preprocessing contract for input {spec.name!r}: '
                             f'{err}') from err
+    why = contract.mismatch(spec.shape, spec.dtype, spec.profile)
+    if why is not None:
+        given = ', '.join(labels.get(name, name) for name in changes)
+        raise ManifestError(f'{source}: input {spec.name!r}: {why}'
+                            + (f' (given: {given})' if given else ''))
+    return contract

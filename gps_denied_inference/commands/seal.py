@@ -45,6 +45,7 @@ from gps_denied_inference.runtimes.settings import RUNTIME_LABELS
 ENGINE_SUFFIXES = ('.engine', '.plan')
 PREPROCESS_FIELDS = ('width', 'height', 'color', 'resize', 'mean', 'std', 'scale', 'layout',
                      'dtype')
+FLAGS = {name: f'--preprocess-{name}' for name in PREPROCESS_FIELDS}
 ENGINE_FLAGS = ('tensorrt_version', 'compute_capability', 'device_name', 'l4t_release',
                 'jetpack_release', 'precision', 'builder_flags', 'tensors', 'activation_bytes',
                 'weights_bytes', 'source_onnx', 'build_config')
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise ConfigError(f'seal {path}: {", ".join(given)} apply only to TensorRT '
                               'engines; an ONNX model is described from the file itself')
-        manifest = manifest_from_onnx(path, preprocess=preprocess)
+        manifest = manifest_from_onnx(path, preprocess=preprocess, preprocess_labels=FLAGS)
     else:
         manifest = _engine_manifest(path, args, preprocess)
     sealed = seal_artifact(path, manifest)
@@ -142,6 +143,9 @@ def _engine_manifest(path: Path, args: argparse.Namespace,
     inputs = [t for t in tensors if t.mode == 'input']
     if not inputs or len(inputs) == len(tensors):
         raise ConfigError(f'seal {path}: --tensor must name at least one input and one output')
+    if len(inputs) > 1:
+        raise ConfigError(f'seal {path}: --tensor names {len(inputs)} inputs '
+                          f'({", ".join(t.name for t in inputs)}); the node feeds one image input')
     weights = args.weights_bytes if args.weights_bytes is not None else path.stat().st_size
     try:
         return Manifest(
@@ -154,7 +158,7 @@ def _engine_manifest(path: Path, args: argparse.Namespace,
             memory=MemoryPrediction(weights_bytes=weights,
                                     activation_bytes=args.activation_bytes,
                                     io_buffer_bytes=sum(t.max_nbytes for t in tensors)),
-            preprocess=contract_for_input(inputs[0], str(path), preprocess),
+            preprocess=contract_for_input(inputs[0], str(path), preprocess, FLAGS),
             builder_flags=tuple(args.builder_flags or ()),
             source_onnx_sha256=_digest_of(args.source_onnx),
             build_config_sha256=_digest_of(args.build_config))

@@ -239,15 +239,9 @@ def model_contract(facts: OnnxFacts, config: BuildConfig,
         raise EngineBuildError(f'{source}: input {first.name!r} has dtype {first.dtype}')
     spec = TensorSpec(first.name, 'input', first.dtype, tuple(shape))
     try:
-        contract = contract_for_input(spec, source, dict(config.preprocess))
+        return contract_for_input(spec, source, dict(config.preprocess))
     except ManifestError as err:
         raise EngineBuildError(f'{source}: build config preprocess: {err}') from err
-    if contract.input_shape != spec.shape or contract.dtype != spec.dtype:
-        raise EngineBuildError(
-            f'{source}: build config preprocess makes {contract.dtype} tensors of shape '
-            f'{contract.input_shape}, but input {first.name!r} takes {spec.dtype} '
-            f'{spec.shape}')
-    return contract
 
 
 def default_output(onnx_path: PathLike) -> Path:

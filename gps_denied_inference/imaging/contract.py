@@ -2,9 +2,15 @@
 
 from dataclasses import dataclass
 import math
-from typing import Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
-from gps_denied_inference.validation import one_of, positive_int, positive_number, require
+from gps_denied_inference.validation import (
+    named_as,
+    one_of,
+    positive_int,
+    positive_number,
+    require,
+)
 
 COLOR_ORDERS = ('mono', 'rgb', 'bgr')
 RESIZE_MODES = ('stretch', 'letterbox')
@@ -59,6 +65,31 @@ class PreprocessContract:
             return (1, self.channels, self.height, self.width)
         return (1, self.height, self.width, self.channels)
 
+    def mismatch(self, shape: Sequence[int], dtype: str,
+                 profile: Optional[Sequence[Sequence[int]]] = None) -> Optional[str]:
+        """Why an input of `shape` and `dtype` cannot take this contract's tensors, or None.
+
+        -1 in `shape` is a dynamic dimension within `profile`'s min and max. Checked before
+        any frame: otherwise the model configures and then fails every frame.
+        """
+        ours = self.input_shape
+        fits = len(shape) == len(ours) and all(
+            dim == want if dim != -1 else (
+                profile is not None and profile[0][axis] <= want <= profile[2][axis])
+            for axis, (dim, want) in enumerate(zip(shape, ours)))
+        if fits and dtype == self.dtype:
+            return None
+        channels = f'{self.channels} channel(s) for color {self.color}'
+        return (f'the preprocessing makes {self.dtype} tensors of shape {ours} ({channels}, '
+                f'layout {self.layout}), but the input takes {dtype} {tuple(shape)}'
+                + ('' if profile is None else f' (profile min {tuple(profile[0])}, max '
+                   f'{tuple(profile[2])})'))
+
+
+# PreprocessOverrides field -> the node's per-model parameter that sets it (M.<parameter>).
+OVERRIDE_PARAMETERS = {'width': 'input_width', 'height': 'input_height', 'color': 'color',
+                       'resize': 'resize', 'mean': 'mean', 'std': 'std'}
+
 
 @dataclass(frozen=True)
 class PreprocessOverrides:
@@ -81,7 +112,17 @@ class PreprocessOverrides:
         if self.resize is not None:
             one_of(owner, 'resize', self.resize, RESIZE_MODES)
 
-    def apply(self, contract: PreprocessContract) -> PreprocessContract:
-        """Return the contract with every set override applied (validated again)."""
+    def apply(self, contract: PreprocessContract, model: str = '') -> PreprocessContract:
+        """Return the contract with every set override applied (validated again).
+
+        A set override the result refuses (a mean of 2 values for 3 channels) is named as the
+        node parameter `model`.<parameter> when `model` is given.
+        """
         changes = {k: v for k, v in vars(self).items() if v is not None}
-        return PreprocessContract(**{**vars(contract), **changes})
+        with named_as(override_labels(model) if model else {}, changes):
+            return PreprocessContract(**{**vars(contract), **changes})
+
+
+def override_labels(model: str) -> Dict[str, str]:
+    """PreprocessOverrides field -> the node parameter that sets it for `model`."""
+    return {field: f'{model}.{parameter}' for field, parameter in OVERRIDE_PARAMETERS.items()}

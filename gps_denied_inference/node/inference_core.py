@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from gps_denied_inference.artifacts.gate import EngineGate, GateExpectation
 from gps_denied_inference.artifacts.manifest import Manifest
-from gps_denied_inference.errors import OutOfMemoryError
+from gps_denied_inference.errors import ConfigError, OutOfMemoryError
 from gps_denied_inference.imaging.contract import PreprocessContract
 from gps_denied_inference.imaging.output_encoding import image_layout_for, OutputLayout
 from gps_denied_inference.node.parameters import ModelConfig, NodeConfig
@@ -138,7 +138,8 @@ class InferenceCore:
 
     def _plan(self, model: ModelConfig, manifest: Manifest) -> _Plan:
         """After every gate passed: contract, publishable outputs, strategy, memory pool."""
-        contract = model.overrides.apply(manifest.preprocess)
+        contract = model.overrides.apply(manifest.preprocess, model.name)
+        _refuse_unless_feedable(model, manifest, contract)
         outputs = {t.name: image_layout_for(t.max_shape, t.dtype, name=f'{model.name}/{t.name}')
                    for t in manifest.outputs}
         runtime = self._runtime(model)
@@ -166,3 +167,27 @@ class InferenceCore:
             from gps_denied_inference.runtimes.device_probe import tensorrt_gate_expectation
             return tensorrt_gate_expectation(pinned_sha256=model.sha256)
         return GateExpectation(runtime=model.runtime, pinned_sha256=model.sha256)
+
+
+def _refuse_unless_feedable(model: ModelConfig, manifest: Manifest,
+                            contract: PreprocessContract) -> None:
+    """Refuse a model the node cannot feed: one image input, of the preprocessing's shape.
+
+    Without this a model with two inputs, or a contract the model's input does not take,
+    configures and then fails every frame.
+    """
+    inputs = manifest.inputs
+    if len(inputs) != 1:
+        raise ConfigError(
+            f'model {model.name}: {model.engine_path} has {len(inputs)} inputs '
+            f'({", ".join(spec.name for spec in inputs)}); the node feeds one image input')
+    spec = inputs[0]
+    why = contract.mismatch(spec.shape, spec.dtype, spec.profile)
+    if why is not None:
+        given = [f'{model.name}.{name}' for name, value in (
+            ('input_width', model.overrides.width), ('input_height', model.overrides.height),
+            ('color', model.overrides.color)) if value is not None]
+        cause = (f'set {", ".join(given)} to fit it' if given else
+                 'its manifest contradicts its own input: seal it again')
+        raise ConfigError(f'model {model.name}: input {spec.name!r} of {model.engine_path}: '
+                          f'{why}; {cause}')

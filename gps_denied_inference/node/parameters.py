@@ -12,14 +12,14 @@ import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from gps_denied_inference.errors import ConfigError
-from gps_denied_inference.imaging.contract import PreprocessOverrides
+from gps_denied_inference.imaging.contract import override_labels, PreprocessOverrides
 from gps_denied_inference.resources.thermal import ThermalConfig
 from gps_denied_inference.runtimes.settings import (
     CUDA_CONTEXT_OVERHEAD_BYTES,
     RUNTIME_LABELS,
     RuntimeConfig,
 )
-from gps_denied_inference.validation import GIB, one_of, positive_number, require
+from gps_denied_inference.validation import GIB, named_as, one_of, positive_number, require
 
 INPUT_QOS = ('sensor_data', 'reliable')
 
@@ -39,7 +39,7 @@ class ModelConfig:
     latency_limit_ms: Optional[float] = None
 
     def __post_init__(self) -> None:
-        owner = f'models.{self.name}'
+        owner = self.name
         require(isinstance(self.name, str) and self.name.isidentifier(), 'models', 'name',
                 self.name, 'an identifier (letters, digits, underscores)')
         require(isinstance(self.engine_path, str) and bool(self.engine_path), owner,
@@ -125,16 +125,16 @@ class NodeConfig:
     persistent_fault_frames: int = 5
 
     def __post_init__(self) -> None:
-        require(len(self.models) > 0, 'parameter', 'models', self.models,
+        require(len(self.models) > 0, '', 'models', self.models,
                 'a non-empty list of model names')
         for name in ('diagnostics_period_s', 'starvation_timeout_s'):
             value = getattr(self, name)
-            require(_is_number(value) and value > 0, 'parameter', name, value, 'a number > 0')
-        require(self.input_qos in INPUT_QOS, 'parameter', 'input_qos', self.input_qos,
+            require(_is_number(value) and value > 0, '', name, value, 'a number > 0')
+        require(self.input_qos in INPUT_QOS, '', 'input_qos', self.input_qos,
                 'one of ' + ', '.join(INPUT_QOS))
         for name in ('output_depth', 'persistent_fault_frames'):
             value = getattr(self, name)
-            require(_is_int(value) and value > 0, 'parameter', name, value, 'an integer > 0')
+            require(_is_int(value) and value > 0, '', name, value, 'an integer > 0')
 
 
 def node_config_from_values(values: Mapping[str, Any]) -> NodeConfig:
@@ -145,25 +145,27 @@ def node_config_from_values(values: Mapping[str, Any]) -> NodeConfig:
         return value
 
     names = [n for n in get('models', 'strings') if n]
-    require(len(names) > 0, 'parameter', 'models', list(get('models', 'strings')),
+    require(len(names) > 0, '', 'models', list(get('models', 'strings')),
             'a non-empty list of model names')
     duplicates = sorted({n for n in names if names.count(n) > 1})
-    require(not duplicates, 'parameter', 'models', names,
+    require(not duplicates, '', 'models', names,
             f'free of duplicates (listed twice: {", ".join(duplicates)})')
     for name in names:
-        require(name.isidentifier(), 'parameter', 'models', name,
+        require(name.isidentifier(), '', 'models', name,
                 'model names that are identifiers (letters, digits, underscores)')
     refuse_unknown_parameters(values.keys(), names)
     model_dir = get('model_dir', 'str')
     models = tuple(_model_config(name, values, model_dir) for name in names)
-    runtime = RuntimeConfig(
-        gpu_memory_budget_bytes=get('gpu_memory_budget_bytes', 'int'),
-        host_memory_budget_bytes=get('host_memory_budget_bytes', 'int'),
-        cuda_context_overhead_bytes=get('cuda_context_overhead_bytes', 'int'))
-    thermal = ThermalConfig(root=get('thermal.root', 'str'),
-                            warn_c=float(get('thermal.warn_c', 'number')),
-                            critical_c=float(get('thermal.critical_c', 'number')),
-                            throttle=get('thermal.throttle', 'bool'))
+    runtime_fields = ('gpu_memory_budget_bytes', 'host_memory_budget_bytes',
+                      'cuda_context_overhead_bytes')
+    with named_as({name: name for name in runtime_fields}, runtime_fields):
+        runtime = RuntimeConfig(**{name: get(name, 'int') for name in runtime_fields})
+    thermal_fields = ('root', 'warn_c', 'critical_c', 'throttle')
+    with named_as({name: f'thermal.{name}' for name in thermal_fields}, thermal_fields):
+        thermal = ThermalConfig(root=get('thermal.root', 'str'),
+                                warn_c=float(get('thermal.warn_c', 'number')),
+                                critical_c=float(get('thermal.critical_c', 'number')),
+                                throttle=get('thermal.throttle', 'bool'))
     return NodeConfig(models=models, runtime=runtime, thermal=thermal,
                       diagnostics_period_s=float(get('diagnostics_period_s', 'number')),
                       autostart=get('autostart', 'bool'),
@@ -207,16 +209,18 @@ def _model_config(name: str, values: Mapping[str, Any], model_dir: str) -> Model
         return value
 
     engine_path = get('engine_path', 'str')
-    require(bool(engine_path), 'parameter', f'{name}.engine_path', engine_path, 'non-empty')
+    require(bool(engine_path), '', f'{name}.engine_path', engine_path, 'non-empty')
     if not os.path.isabs(engine_path):
-        require(bool(model_dir), 'parameter', f'{name}.engine_path', engine_path,
+        require(bool(model_dir), '', f'{name}.engine_path', engine_path,
                 'absolute, or relative with model_dir set')
         engine_path = os.path.join(model_dir, engine_path)
     sha256 = get('sha256', 'str')
-    overrides = PreprocessOverrides(
-        width=get('input_width', 'int'), height=get('input_height', 'int'),
-        color=get('color', 'str'), resize=get('resize', 'str'),
-        mean=_floats(get('mean', 'numbers')), std=_floats(get('std', 'numbers')))
+    labels = override_labels(name)
+    with named_as(labels, labels):
+        overrides = PreprocessOverrides(
+            width=get('input_width', 'int'), height=get('input_height', 'int'),
+            color=get('color', 'str'), resize=get('resize', 'str'),
+            mean=_floats(get('mean', 'numbers')), std=_floats(get('std', 'numbers')))
     return ModelConfig(name=name, engine_path=engine_path,
                        input_topic=get('input_topic', 'str'), runtime=get('runtime', 'str'),
                        sha256=sha256.lower() if sha256 else None,

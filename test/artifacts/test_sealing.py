@@ -14,7 +14,7 @@ import pytest
 from sealed_models import make_onnx, make_sealed_onnx, plan_manifest
 
 from gps_denied_inference.artifacts import sealing
-from gps_denied_inference.artifacts.manifest import Manifest
+from gps_denied_inference.artifacts.manifest import Manifest, TensorSpec
 from gps_denied_inference.errors import ManifestError
 
 DIGEST = 'ab' * 32
@@ -164,19 +164,59 @@ def test_preprocess_changes_override_the_derived_contract(tmp_path):
                                                                 'letterbox')
 
 
-def test_a_non_image_input_needs_an_explicit_contract(tmp_path):
+def test_a_non_image_input_is_refused_with_or_without_an_explicit_contract(tmp_path):
     path = _write_model(tmp_path / 'm.onnx', [1, 128])
     with pytest.raises(ManifestError, match='width, height, layout'):
         sealing.manifest_from_onnx(path)
-    contract = sealing.manifest_from_onnx(path, preprocess={
-        'width': 128, 'height': 1, 'layout': 'NCHW'}).preprocess
-    assert contract.width == 128
+    with pytest.raises(ManifestError, match=r'shape \(1, 1, 1, 128\).*takes float32 \(1, 128\)'):
+        sealing.manifest_from_onnx(path, preprocess={'width': 128, 'height': 1,
+                                                     'layout': 'NCHW'})
+
+
+@pytest.mark.parametrize('shape, preprocess', [
+    ([1, 4, 64, 64], {'width': 64, 'height': 64, 'layout': 'NCHW'}),
+    ([1, 3, 64, 64], {'color': 'mono'}),
+    ([1, 1, 64, 64], {'width': 32}),
+    ([1, 64, 64, 3], {'layout': 'NCHW'}),
+])
+def test_a_contract_the_input_cannot_take_is_refused(tmp_path, shape, preprocess):
+    """Sealed, such a model would configure and then fail every frame."""
+    path = _write_model(tmp_path / 'm.onnx', shape)
+    with pytest.raises(ManifestError, match=rf"input 'x': the preprocessing makes .* but the "
+                       rf"input takes float32 \({', '.join(map(str, shape))}\)"):
+        sealing.manifest_from_onnx(path, preprocess=preprocess)
+
+
+def test_a_contract_that_matches_a_dynamic_profile_is_taken():
+    spec = TensorSpec('x', 'input', 'float32', (1, 3, -1, -1),
+                      profile=((1, 3, 32, 32), (1, 3, 64, 64), (1, 3, 128, 128)))
+    contract = sealing.contract_for_input(spec, 'm.engine', {'width': 96, 'height': 64})
+    assert contract.input_shape == (1, 3, 64, 96)
+    with pytest.raises(ManifestError, match=r'profile min \(1, 3, 32, 32\), max'):
+        sealing.contract_for_input(spec, 'm.engine', {'width': 256, 'height': 64})
+
+
+def test_a_model_with_two_inputs_is_refused_naming_them(tmp_path):
+    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, 8, 8])
+              for name in ('left', 'right')]
+    output = helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 1, 8, 8])
+    graph = helper.make_graph([helper.make_node('Add', ['left', 'right'], ['y'])], 'g',
+                              inputs, [output])
+    path = tmp_path / 'two.onnx'
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    with pytest.raises(ManifestError, match=r'2 inputs \(left, right\); the node feeds one'):
+        sealing.manifest_from_onnx(path)
 
 
 def test_an_invalid_contract_override_is_refused_by_name(tmp_path):
     path = _write_model(tmp_path / 'm.onnx', [1, 3, 32, 48])
-    with pytest.raises(ManifestError, match='color'):
+    with pytest.raises(ManifestError, match=r"preprocess\.color = 'cmyk' is invalid"):
         sealing.manifest_from_onnx(path, preprocess={'color': 'cmyk'})
+    with pytest.raises(ManifestError, match=r'--preprocess-mean = \(1\.0, 2\.0\) is invalid'):
+        sealing.manifest_from_onnx(path, preprocess={'mean': (1.0, 2.0)},
+                                   preprocess_labels={'mean': '--preprocess-mean'})
 
 
 def test_dynamic_io_dimensions_are_refused_naming_the_tensor(tmp_path):

@@ -131,6 +131,28 @@ def test_a_tensor_set_without_an_output_is_refused(tmp_path, cli):
     assert code == 1 and 'at least one input and one output' in err
 
 
+def test_an_engine_with_two_inputs_is_refused(tmp_path, cli):
+    path = tmp_path / 'sp.engine'
+    path.write_bytes(plan_bytes())
+    code, _, err = cli('seal', path, *ENGINE_FLAGS, '--tensor', 'depth:input:float32:1x1x480x640')
+    assert code == 1 and '2 inputs (image, depth); the node feeds one image input' in err
+    assert not sha256_sidecar_path(path).exists()
+
+
+def test_a_refused_preprocess_flag_is_named_as_the_flag(tmp_path, cli):
+    path = make_onnx(tmp_path / 'm.onnx')
+    code, _, err = cli('seal', path, '--preprocess-mean', '1,2')
+    assert code == 1 and '--preprocess-mean = (1.0, 2.0) is invalid' in err, err
+
+
+def test_flags_the_model_input_cannot_take_are_refused(tmp_path, cli):
+    path = make_onnx(tmp_path / 'm.onnx')
+    code, _, err = cli('seal', path, '--preprocess-color', 'rgb')
+    assert code == 1 and '3 channel(s) for color rgb' in err, err
+    assert '(given: --preprocess-color)' in err
+    assert not sha256_sidecar_path(path).exists()
+
+
 def test_an_unknown_suffix_needs_the_runtime_flag(tmp_path, cli):
     path = make_onnx(tmp_path / 'model.bin')
     code, _, err = cli('seal', path)

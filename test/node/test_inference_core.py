@@ -1,10 +1,12 @@
 """The node's engine lifecycle without ROS: gate all first, refuse before allocating, roll back."""
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 from onnx import helper, TensorProto
 import pytest
-from sealed_models import make_sealed_onnx
+from sealed_models import make_onnx, make_sealed_onnx
 
 from gps_denied_inference.artifacts.sealing import manifest_from_onnx, seal_artifact
 from gps_denied_inference.errors import (
@@ -153,6 +155,53 @@ def test_an_output_that_cannot_be_published_is_refused_at_configure(tmp_path):
     with pytest.raises(ConfigError, match='ids'):
         core.configure()
     assert factory.created == [] and core.budget.is_empty()
+
+
+def _sealed_with(tmp_path, **manifest_changes):
+    """The tiny mono [1, 1, 16, 16] model sealed under a manifest with `manifest_changes`."""
+    path = make_onnx(tmp_path / 'odd.onnx')
+    manifest = manifest_from_onnx(path)
+    seal_artifact(path, replace(manifest, **{
+        name: change(manifest) for name, change in manifest_changes.items()}))
+    return path
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'a.input_width': 32}, r"model a: input 'image' of .*odd\.onnx: the preprocessing makes "
+                            r'float32 tensors of shape \(1, 1, 16, 32\) .* takes float32 '
+                            r'\(1, 1, 16, 16\); set a\.input_width to fit it'),
+    ({'a.color': 'rgb'}, r'shape \(1, 3, 16, 16\) \(3 channel\(s\) for color rgb.*set a\.color'),
+    ({'a.mean': [0.5, 0.5]}, r'a\.mean = \(0\.5, 0\.5\) is invalid: must be a tuple of 1 '),
+])
+def test_overrides_the_model_input_cannot_take_are_refused_by_parameter(tmp_path, overrides,
+                                                                         message):
+    """Accepted, each would configure and then fail every frame."""
+    factory = RecordingFactory()
+    values = {'models': ['a'], 'a.engine_path': str(_sealed_with(tmp_path)),
+              'a.input_topic': '/a', 'a.runtime': 'onnxruntime', **overrides}
+    core = InferenceCore(node_config_from_values(values), runtime_factory=factory)
+    with pytest.raises(ConfigError, match=message):
+        core.configure()
+    assert factory.created == [] and core.budget.is_empty()
+
+
+def test_a_manifest_contract_its_own_input_cannot_take_is_refused(tmp_path):
+    path = _sealed_with(tmp_path, preprocess=lambda m: replace(m.preprocess, color='rgb'))
+    core = InferenceCore(config_for({'a': path}))
+    with pytest.raises(ConfigError, match='its manifest contradicts its own input: seal it '
+                                          'again'):
+        core.configure()
+    assert core.budget.is_empty()
+
+
+def test_a_model_with_two_inputs_is_refused_at_configure(tmp_path):
+    path = _sealed_with(tmp_path, tensors=lambda m: (
+        *m.tensors, replace(m.inputs[0], name='depth')))
+    core = InferenceCore(config_for({'a': path}))
+    with pytest.raises(ConfigError, match=r'has 2 inputs \(image, depth\); the node feeds one '
+                                          'image input'):
+        core.configure()
+    assert core.budget.is_empty()
 
 
 def test_nodeconfig_defaults_are_valid():

@@ -92,6 +92,23 @@ def test_bad_parameters_are_refused_by_name(changes, named):
     assert named in str(info.value)
 
 
+@pytest.mark.parametrize('changes,message', [
+    ({'corners.color': 'grey'}, "corners.color = 'grey' is invalid: must be one of mono, rgb"),
+    ({'corners.input_width': -2}, 'corners.input_width = -2 is invalid: must be an integer > 0'),
+    ({'corners.resize': 'crop'}, "corners.resize = 'crop' is invalid"),
+    ({'corners.sha256': 'xyz'}, "corners.sha256 = 'xyz' is invalid: must be 64 lowercase hex"),
+    ({'corners.runtime': 'tflite'}, "corners.runtime = 'tflite' is invalid"),
+    ({'input_qos': 'best_effort'}, "input_qos = 'best_effort' is invalid: must be one of"),
+    ({'host_memory_budget_bytes': 0}, 'host_memory_budget_bytes = 0 is invalid'),
+    ({'thermal.warn_c': 90.0, 'thermal.critical_c': 80.0}, 'thermal.critical_c = 80.0 is '),
+])
+def test_a_refused_value_is_named_as_the_parameter_the_user_wrote(changes, message):
+    """Not as the dataclass that checked it (PreprocessOverrides.color, models.corners...)."""
+    with pytest.raises(ConfigError) as info:
+        node_config_from_values(_values(**changes))
+    assert str(info.value).startswith(message)
+
+
 @pytest.mark.parametrize('field,value', [
     ('name', 'bad name'), ('engine_path', ''), ('input_topic', ''), ('runtime', 'tflite'),
     ('sha256', 'abc'), ('providers', ()),
