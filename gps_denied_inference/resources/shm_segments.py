@@ -14,6 +14,13 @@ segment first, while holding that lock. A live owner's lock cannot be taken, so 
 of running processes are never touched, whoever runs them. A participant that is being
 created opens its lock file before it locks it; if this removes the file in between, Fast
 DDS sees the file gone after locking and creates it again (RobustExclusiveLock).
+
+Port segments (`fastdds_port<N>`, shared by every participant listening on port N) are kept
+by Fast DDS across processes, but one whose creator was killed between creating it and
+initialising it is never completed: every later participant that opens it spins forever
+inside rmw_create_node (boost.interprocess waits for the creator), deaf to SIGINT and
+SIGTERM. Such a segment (its init word, at offset 0, not yet InitializedSegment) is removed
+when no live process of its owner has it open or mapped; a creator still at work holds it.
 """
 
 from dataclasses import dataclass
@@ -24,7 +31,11 @@ import re
 from typing import List, Tuple
 
 SHM_DIR = '/dev/shm'
+PROC_DIR = '/proc'
 _LOCK_FILE = re.compile(r'(?:fastdds|fastrtps)_[0-9a-z]{16}_el')
+_PORT_SEGMENT = re.compile(r'(?:fastdds|fastrtps)_port[0-9]+')
+# boost.interprocess managed segments start with this word once their creator is done.
+_INITIALIZED_SEGMENT = 2
 
 
 @dataclass(frozen=True)
@@ -41,8 +52,10 @@ class Reclaimed:
                 + ', '.join(self.segments))
 
 
-def reclaim_dead_segments(shm_dir: str = SHM_DIR) -> Reclaimed:
-    """Remove every segment whose lock file no live process holds; see the module docstring.
+def reclaim_dead_segments(shm_dir: str = SHM_DIR, proc_dir: str = PROC_DIR) -> Reclaimed:
+    """Remove dead owners' segments and port segments a dead creator left uninitialised.
+
+    The rules are in the module docstring.
 
     Files that vanish meanwhile (a peer reclaimed them first) or that this process may not
     open are skipped; nothing raises for a single file.
@@ -76,7 +89,61 @@ def reclaim_dead_segments(shm_dir: str = SHM_DIR) -> Reclaimed:
             continue
         finally:
             os.close(fd)
+    for name in names:
+        if _PORT_SEGMENT.fullmatch(name):
+            freed += _reclaim_if_abandoned(shm_dir, name, removed, proc_dir)
     return Reclaimed(tuple(removed), freed)
+
+
+def _reclaim_if_abandoned(shm_dir: str, name: str, removed: List[str], proc_dir: str) -> int:
+    """Remove a port segment left uninitialised by a dead creator; return the bytes freed."""
+    path = os.path.join(shm_dir, name)
+    try:
+        with open(path, 'rb') as segment:
+            head = segment.read(4)
+            owner = os.fstat(segment.fileno()).st_uid
+    except OSError:
+        return 0
+    if len(head) == 4 and int.from_bytes(head, 'little') == _INITIALIZED_SEGMENT:
+        return 0
+    if owner != os.geteuid() or held_open(path, owner, proc_dir):
+        return 0
+    try:
+        freed = _unlink(path)
+    except OSError:
+        return 0
+    removed.append(name)
+    return freed
+
+
+def held_open(path: str, owner: int, proc_dir: str) -> bool:
+    """Whether a live process of `owner` has `path` open or mapped (other users' cannot).
+
+    A creator holds the segment open from creating it to initialising it, so a segment that
+    no process holds has no creator at work.
+    """
+    for pid in filter(str.isdigit, os.listdir(proc_dir)):
+        process = os.path.join(proc_dir, pid)
+        try:
+            if os.stat(process).st_uid != owner:
+                continue
+            if any(line.rstrip('\n').endswith(' ' + path)
+                   for line in open(os.path.join(process, 'maps'), encoding='utf-8',
+                                    errors='replace')):
+                return True
+            fds = os.path.join(process, 'fd')
+            if any(_link(os.path.join(fds, fd)) == path for fd in os.listdir(fds)):
+                return True
+        except OSError:
+            continue  # gone, or not inspectable (not dumpable): not a participant of ours
+    return False
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ''
 
 
 def _unlink(path: str) -> int:

@@ -12,6 +12,8 @@ from gps_denied_inference.resources.shm_segments import reclaim_dead_segments
 DEAD = 'fastdds_0123456789abcdef'
 LIVE = 'fastdds_fedcba9876543210'
 HUMBLE_DEAD = 'fastrtps_00112233445566aa'
+# A boost.interprocess managed segment whose creator finished: init word 2 at offset 0.
+INITIALISED = b'\2\0\0\0' + bytes(4092)
 
 
 def _segment(shm, name, size=4096):
@@ -74,14 +76,60 @@ def test_a_lock_held_within_this_process_counts_as_live(tmp_path):
         os.close(fd)
 
 
-def test_ports_semaphores_and_other_files_are_left_alone(tmp_path):
-    others = ['fastdds_port7400', 'fastdds_port7400_el', 'sem.fastdds_port7400_mutex',
+def test_initialised_ports_semaphores_and_other_files_are_left_alone(tmp_path):
+    others = ['fastdds_port7400_el', 'sem.fastdds_port7400_mutex',
               'fastdds_0123456789abcde_el', 'fastdds_0123456789ABCDEF_el', 'my_cache_el',
-              'fastdds_0123456789abcdef_sl', 'fastdds_0123456789abcdef']
+              'fastdds_0123456789abcdef_sl', 'fastdds_0123456789abcdef', 'fastdds_port',
+              'fastdds_port7400x']
     for name in others:
         (tmp_path / name).touch()
+    (tmp_path / 'fastdds_port7400').write_bytes(INITIALISED)
+    (tmp_path / 'fastrtps_port7411').write_bytes(INITIALISED)
     assert reclaim_dead_segments(str(tmp_path)).segments == ()
-    assert sorted(os.listdir(tmp_path)) == sorted(others)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        others + ['fastdds_port7400', 'fastrtps_port7411'])
+
+
+@pytest.mark.parametrize('name, content', [
+    ('fastdds_port7411', bytes(52400)),
+    ('fastrtps_port7411', bytes(52400)),
+    ('fastdds_port7000', b'\1\0\0\0' + bytes(52396)),
+    ('fastdds_port7413', b''),
+])
+def test_a_port_segment_a_dead_creator_left_uninitialised_is_removed(tmp_path, name, content):
+    """Every participant that opened it would wait forever for its creator to finish."""
+    (tmp_path / name).write_bytes(content)
+    (tmp_path / f'{name}_el').touch()
+    reclaimed = reclaim_dead_segments(str(tmp_path))
+    assert reclaimed.segments == (name,) and name in reclaimed.describe()
+    assert os.listdir(tmp_path) == [f'{name}_el']
+
+
+def test_an_uninitialised_port_segment_a_live_process_holds_is_kept(tmp_path):
+    """Its creator may still be initialising it: open (as while creating) or mapped."""
+    held, mapped = tmp_path / 'fastdds_port7411', tmp_path / 'fastdds_port7413'
+    for path in (held, mapped):
+        path.write_bytes(bytes(4096))
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         'import mmap, os, sys, time\n'
+         'held = open(sys.argv[1], "rb")\n'
+         'with open(sys.argv[2], "r+b") as f:\n'
+         '    view = mmap.mmap(f.fileno(), 0)\n'
+         'print("holding", flush=True)\n'
+         'time.sleep(120)\n', str(held), str(mapped)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'holding'
+        assert reclaim_dead_segments(str(tmp_path)).segments == ()
+        with open(held, 'rb'):
+            holder.kill()
+            holder.wait()
+            assert reclaim_dead_segments(str(tmp_path)).segments == ('fastdds_port7413',)
+        assert reclaim_dead_segments(str(tmp_path)).segments == ('fastdds_port7411',)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_lock_file_whose_segment_is_gone_is_removed(tmp_path):
