@@ -55,6 +55,7 @@ def model_status(node: str, model: str, active: bool, runtime_label: str, digest
         ('node_overhead_p50_ms', _ms(stats.node_overhead_p50_ms)),
         ('node_overhead_p95_ms', _ms(stats.node_overhead_p95_ms)),
         ('last_error', stats.last_error or '-'),
+        ('last_outcome', stats.last_outcome or '-'),
         ('latency_limit_ms', '-' if latency_limit_ms is None else f'{latency_limit_ms:g}'),
         ('throttled', str(throttled).lower()),
     ]
@@ -113,9 +114,9 @@ def _worst_problem(stats: StatsSnapshot, previous: Optional[StatsSnapshot],
     if starvation is not None and starvation.matched_publishers > 0:
         waited = starvation.seconds_without_frames
         if waited >= 5 * starvation.timeout_s:
-            return ERROR, _starving(starvation)
+            return ERROR, _starving(starvation, stats)
         if waited >= starvation.timeout_s:
-            return WARN, _starving(starvation)
+            return WARN, _starving(starvation, stats)
     if (starvation is not None and starvation.matched_publishers == 0
             and starvation.seconds_without_frames >= 5 * starvation.timeout_s):
         return WARN, (f'no publisher on the input topic for '
@@ -135,11 +136,21 @@ def _worst_problem(stats: StatsSnapshot, previous: Optional[StatsSnapshot],
     return OK, f'running at {stats.rate_hz:.1f} Hz'
 
 
-def _starving(starvation: StarvationState) -> str:
-    return (f'{starvation.matched_publishers} publisher(s) matched but no frame arrived for '
-            f'{starvation.seconds_without_frames:.1f} s: likely causes: large messages dropped '
-            'by the DDS transport (enable the shipped Fast DDS profile / LARGE_DATA on both '
-            'ends), or a QoS mismatch (input_qos vs the publisher)')
+def _starving(starvation: StarvationState, stats: StatsSnapshot) -> str:
+    """Starvation, led by what happened to the last frame when it failed or was rejected.
+
+    A frame that failed or was rejected is the likelier story then (a model that cannot take
+    the camera's frames), not the transport, which the generic causes would suggest.
+    """
+    starving = (f'{starvation.matched_publishers} publisher(s) matched but no frame arrived '
+                f'for {starvation.seconds_without_frames:.1f} s')
+    verb = {'failed': 'failed', 'rejected': 'was rejected'}.get(stats.last_outcome)
+    if verb is not None:
+        return f'the last frame {verb}: {stats.last_error}; since then {starving}'
+    stopped = 'the camera stopped publishing, ' if stats.received else ''
+    return (f'{starving}: likely causes: {stopped}large messages dropped by the DDS transport '
+            '(enable the shipped Fast DDS profile / LARGE_DATA on both ends), or a QoS mismatch '
+            '(input_qos vs the publisher)')
 
 
 def memory_status(node: str, gpu_resident: int, gpu_budget: int, host_resident: int,

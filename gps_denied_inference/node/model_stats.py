@@ -37,6 +37,7 @@ class StatsSnapshot:
     inference_p95_ms: Optional[float] = None
     node_overhead_p50_ms: Optional[float] = None
     node_overhead_p95_ms: Optional[float] = None
+    last_outcome: str = ''
 
 
 class ModelStats:
@@ -55,6 +56,8 @@ class ModelStats:
         self.consecutive_failures = 0
         self.nonfinite_frames = 0
         self.last_error = ''
+        # What happened to the newest frame that got an outcome: processed, failed, rejected.
+        self.last_outcome = ''
         self._last_received_at: Optional[float] = None
 
     def on_received(self) -> None:
@@ -73,12 +76,14 @@ class ModelStats:
         with self._lock:
             self._rejected[reason] += 1
             self.last_error = message
+            self.last_outcome = 'rejected'
 
     def on_processed(self, latency_s: float, nonfinite: bool, inference_s: float) -> None:
         """Count a frame whose outputs were published `latency_s` after its callback."""
         with self._lock:
             self.processed += 1
             self.consecutive_failures = 0
+            self.last_outcome = 'processed'
             self.nonfinite_frames += int(nonfinite)
             self._latencies_s.append(latency_s)
             self._inference_s.append(inference_s)
@@ -90,6 +95,7 @@ class ModelStats:
             self.failed += 1
             self.consecutive_failures += 1
             self.last_error = message
+            self.last_outcome = 'failed'
 
     def snapshot(self) -> StatsSnapshot:
         """Copy the counters and compute rate and latency percentiles over the window."""
@@ -115,7 +121,8 @@ class ModelStats:
                 last_frame_age_s=(None if self._last_received_at is None
                                   else now - self._last_received_at),
                 inference_p50_ms=inference[0], inference_p95_ms=inference[1],
-                node_overhead_p50_ms=overhead[0], node_overhead_p95_ms=overhead[1])
+                node_overhead_p50_ms=overhead[0], node_overhead_p95_ms=overhead[1],
+                last_outcome=self.last_outcome)
 
 
 def _percentiles_ms(seconds: np.ndarray) -> Tuple[Optional[float], Optional[float]]:

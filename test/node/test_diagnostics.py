@@ -68,6 +68,30 @@ def test_starvation_warns_then_errors_and_names_the_causes(waited, level):
         assert 'transport' in report.message and 'QoS' in report.message
 
 
+@pytest.mark.parametrize('outcome,verb', [('failed', 'failed'), ('rejected', 'was rejected')])
+def test_starvation_after_a_frame_that_failed_leads_with_that_frame(outcome, verb):
+    """Not with the transport: frames arrived, and the last one could not be used."""
+    starving = diagnostics.StarvationState(matched_publishers=1, seconds_without_frames=5.8,
+                                           timeout_s=2.0)
+    stats = snap(received=3, processed=0, failed=3, last_outcome=outcome,
+                 last_error="input 'x' has shape (1, 3, 64, 64), expected (1, 4, 64, 64)")
+    report = status(stats, previous=stats, starvation=starving)
+    assert report.level == 'WARN'
+    assert report.message == (f"the last frame {verb}: input 'x' has shape (1, 3, 64, 64), "
+                              'expected (1, 4, 64, 64); since then 1 publisher(s) matched but '
+                              'no frame arrived for 5.8 s')
+    assert dict(report.values)['last_outcome'] == outcome
+
+
+def test_starvation_after_processed_frames_names_a_stopped_camera_among_the_causes():
+    starving = diagnostics.StarvationState(matched_publishers=1, seconds_without_frames=3.0,
+                                           timeout_s=2.0)
+    assert 'the camera stopped publishing' in status(
+        snap(last_outcome='processed'), starvation=starving).message
+    assert 'the camera stopped publishing' not in status(
+        snap(received=0, processed=0), starvation=starving).message
+
+
 @pytest.mark.parametrize('waited,level', [(9.9, 'OK'), (10.0, 'WARN'), (600.0, 'WARN')])
 def test_no_publisher_waits_then_warns_but_is_not_starvation(waited, level):
     idle = diagnostics.StarvationState(matched_publishers=0, seconds_without_frames=waited,

@@ -34,6 +34,17 @@ def test_success_resets_consecutive_failures():
     assert stats.snapshot().consecutive_failures == 0
 
 
+def test_the_last_outcome_is_what_happened_to_the_newest_frame():
+    stats = ModelStats()
+    assert stats.snapshot().last_outcome == ''
+    for record, outcome in ((lambda: stats.on_failed('x'), 'failed'),
+                            (lambda: stats.on_processed(0.01, False, 0.008), 'processed'),
+                            (lambda: stats.on_rejected('encoding', 'y'), 'rejected'),
+                            (lambda: stats.on_dropped(), 'rejected')):
+        record()
+        assert stats.snapshot().last_outcome == outcome
+
+
 def test_empty_snapshot_has_no_latency():
     snap = ModelStats().snapshot()
     assert snap.latency_p50_ms is None and snap.rate_hz == 0.0 and snap.last_frame_age_s is None
