@@ -47,6 +47,7 @@ from gps_denied_inference.imaging.geometry import Calibration
 from gps_denied_inference.node import diagnostics
 from gps_denied_inference.node.bond import LifecycleBond
 from gps_denied_inference.node.camera_info_pairing import CameraInfoPairing
+from gps_denied_inference.node.command_line import refuse_or_help
 from gps_denied_inference.node.inference_core import InferenceCore, LoadedModel, RuntimeFactory
 from gps_denied_inference.node.lifecycle_guard import transition_refusal
 from gps_denied_inference.node.model_stats import ModelStats, StatsSnapshot
@@ -607,6 +608,9 @@ def main(args: Optional[List[str]] = None) -> int:
     Before its own participant exists, it reclaims the Fast DDS shared-memory segments that
     dead processes (a predecessor killed by SIGKILL, say) left under /dev/shm.
     """
+    refused = refuse_or_help(args)
+    if refused is not None:
+        return refused
     faulthandler.enable(file=sys.stderr, all_threads=True)
     reclaimed = reclaim_dead_segments()
     received = _route_signals_through_rclpy()
