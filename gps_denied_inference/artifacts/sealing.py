@@ -147,7 +147,7 @@ def manifest_from_onnx(path: PathLike, *, preprocess: Optional[Mapping[str, Any]
     """Describe an ONNX model for the `onnxruntime` runtime, reading everything from the file.
 
     I/O tensors, opset and precision come from the model; the preprocessing contract is
-    derived from the model's one input's shape and dtype, with `preprocess` overriding any of
+    derived from the first input's shape and dtype, with `preprocess` overriding any of
     its fields (named in refusals by `preprocess_labels`). Memory: weights are the
     initializer bytes; activations are the sum of every intermediate tensor whose shape
     inference gives a static shape (no buffer reuse assumed, so an upper bound); I/O buffers
@@ -181,10 +181,6 @@ def manifest_from_onnx(path: PathLike, *, preprocess: Optional[Mapping[str, Any]
     inputs = [t for t in tensors if t.mode == 'input']
     if not inputs:
         raise ManifestError(f'{source}: the model has no input tensor')
-    if len(inputs) != 1:
-        raise ManifestError(f'{source}: the model has {len(inputs)} inputs '
-                            f'({", ".join(t.name for t in inputs)}); the node feeds one image '
-                            'input (export the model with one)')
     contract = contract_for_input(inputs[0], source, dict(preprocess or {}), preprocess_labels)
     notes = {'activation_estimate': (
         f'sum of {counted} intermediate tensors with a static inferred shape, no buffer reuse '

@@ -143,9 +143,6 @@ def _engine_manifest(path: Path, args: argparse.Namespace,
     inputs = [t for t in tensors if t.mode == 'input']
     if not inputs or len(inputs) == len(tensors):
         raise ConfigError(f'seal {path}: --tensor must name at least one input and one output')
-    if len(inputs) > 1:
-        raise ConfigError(f'seal {path}: --tensor names {len(inputs)} inputs '
-                          f'({", ".join(t.name for t in inputs)}); the node feeds one image input')
     weights = args.weights_bytes if args.weights_bytes is not None else path.stat().st_size
     try:
         return Manifest(

@@ -196,20 +196,6 @@ def test_a_contract_that_matches_a_dynamic_profile_is_taken():
         sealing.contract_for_input(spec, 'm.engine', {'width': 256, 'height': 64})
 
 
-def test_a_model_with_two_inputs_is_refused_naming_them(tmp_path):
-    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, 8, 8])
-              for name in ('left', 'right')]
-    output = helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 1, 8, 8])
-    graph = helper.make_graph([helper.make_node('Add', ['left', 'right'], ['y'])], 'g',
-                              inputs, [output])
-    path = tmp_path / 'two.onnx'
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    with pytest.raises(ManifestError, match=r'2 inputs \(left, right\); the node feeds one'):
-        sealing.manifest_from_onnx(path)
-
-
 def test_an_invalid_contract_override_is_refused_by_name(tmp_path):
     path = _write_model(tmp_path / 'm.onnx', [1, 3, 32, 48])
     with pytest.raises(ManifestError, match=r"preprocess\.color = 'cmyk' is invalid"):

@@ -131,14 +131,6 @@ def test_a_tensor_set_without_an_output_is_refused(tmp_path, cli):
     assert code == 1 and 'at least one input and one output' in err
 
 
-def test_an_engine_with_two_inputs_is_refused(tmp_path, cli):
-    path = tmp_path / 'sp.engine'
-    path.write_bytes(plan_bytes())
-    code, _, err = cli('seal', path, *ENGINE_FLAGS, '--tensor', 'depth:input:float32:1x1x480x640')
-    assert code == 1 and '2 inputs (image, depth); the node feeds one image input' in err
-    assert not sha256_sidecar_path(path).exists()
-
-
 def test_a_refused_preprocess_flag_is_named_as_the_flag(tmp_path, cli):
     path = make_onnx(tmp_path / 'm.onnx')
     code, _, err = cli('seal', path, '--preprocess-mean', '1,2')
