@@ -117,33 +117,49 @@ def _reclaim_if_abandoned(shm_dir: str, name: str, removed: List[str], proc_dir:
 
 
 def held_open(path: str, owner: int, proc_dir: str) -> bool:
-    """Whether a live process of `owner` has `path` open or mapped (other users' cannot).
+    """Whether a live process of `owner` has the file at `path` open or mapped.
 
     A creator holds the segment open from creating it to initialising it, so a segment that
-    no process holds has no creator at work.
+    no process holds has no creator at work. Files are compared by device and inode, not by
+    name: another mount namespace's /dev/shm has files of the same names.
     """
+    try:
+        target = os.stat(path)
+    except OSError:
+        return False
+    identity = (target.st_dev, target.st_ino)
     for pid in filter(str.isdigit, os.listdir(proc_dir)):
         process = os.path.join(proc_dir, pid)
         try:
             if os.stat(process).st_uid != owner:
                 continue
-            if any(line.rstrip('\n').endswith(' ' + path)
-                   for line in open(os.path.join(process, 'maps'), encoding='utf-8',
-                                    errors='replace')):
-                return True
+            with open(os.path.join(process, 'maps'), encoding='utf-8',
+                      errors='replace') as maps:
+                if any(_mapped_file(line) == identity for line in maps):
+                    return True
             fds = os.path.join(process, 'fd')
-            if any(_link(os.path.join(fds, fd)) == path for fd in os.listdir(fds)):
+            if any(_opened_file(os.path.join(fds, fd)) == identity for fd in os.listdir(fds)):
                 return True
         except OSError:
             continue  # gone, or not inspectable (not dumpable): not a participant of ours
     return False
 
 
-def _link(path: str) -> str:
+def _mapped_file(line: str) -> Tuple[int, int]:
+    """(device, inode) of one /proc/<pid>/maps line; inode 0 for anonymous memory."""
+    fields = line.split(maxsplit=5)
+    if len(fields) < 5:
+        return (0, 0)
+    major, _, minor = fields[3].partition(':')
+    return (os.makedev(int(major, 16), int(minor, 16)), int(fields[4]))
+
+
+def _opened_file(fd_link: str) -> Tuple[int, int]:
     try:
-        return os.readlink(path)
+        opened = os.stat(fd_link)
     except OSError:
-        return ''
+        return (0, 0)
+    return (opened.st_dev, opened.st_ino)
 
 
 def _unlink(path: str) -> int:
