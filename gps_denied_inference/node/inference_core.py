@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from gps_denied_inference.artifacts.gate import EngineGate, GateExpectation
 from gps_denied_inference.artifacts.manifest import Manifest
 from gps_denied_inference.errors import ConfigError, OutOfMemoryError
-from gps_denied_inference.imaging.contract import PreprocessContract
+from gps_denied_inference.imaging.contract import override_labels, PreprocessContract
 from gps_denied_inference.imaging.output_encoding import image_layout_for, OutputLayout
 from gps_denied_inference.node.parameters import ModelConfig, NodeConfig
 from gps_denied_inference.resources.budget import (
@@ -184,9 +184,9 @@ def _refuse_unless_feedable(model: ModelConfig, manifest: Manifest,
     spec = inputs[0]
     why = contract.mismatch(spec.shape, spec.dtype, spec.profile)
     if why is not None:
-        given = [f'{model.name}.{name}' for name, value in (
-            ('input_width', model.overrides.width), ('input_height', model.overrides.height),
-            ('color', model.overrides.color)) if value is not None]
+        labels = override_labels(model.name)
+        given = [labels[field] for field in ('width', 'height', 'color')
+                 if getattr(model.overrides, field) is not None]
         cause = (f'set {", ".join(given)} to fit it' if given else
                  'its manifest contradicts its own input: seal it again')
         raise ConfigError(f'model {model.name}: input {spec.name!r} of {model.engine_path}: '
