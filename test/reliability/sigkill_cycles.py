@@ -62,7 +62,7 @@ def _lock_files() -> FrozenSet[str]:
         return frozenset()
 
 
-def start_owner(work_dir: Path, name: str) -> Tuple[NodeProcess, Tuple[str, ...]]:
+def _start(work_dir: Path, name: str) -> Tuple[NodeProcess, Tuple[str, ...]]:
     """Start a node and wait until it owns a segment of its own.
 
     Only segments created after the start count: before its participant exists the node opens
@@ -90,7 +90,7 @@ def run_cycles(work_dir: Path, cycles: int) -> CyclesReport:
     prefix = f'sigkill_{os.getpid()}'
     generations = []
     for cycle in range(cycles):
-        node, owned = start_owner(work_dir, f'{prefix}_{cycle}')
+        node, owned = _start(work_dir, f'{prefix}_{cycle}')
         generations.append(owned)
         node.process.send_signal(signal.SIGKILL)
         node.process.wait(30.0)
@@ -98,7 +98,7 @@ def run_cycles(work_dir: Path, cycles: int) -> CyclesReport:
     left = existing(segments)
     held = sum(os.stat(f'/dev/shm/{s}').st_blocks * 512 for s in left
                if os.path.exists(f'/dev/shm/{s}'))
-    node, _ = start_owner(work_dir, f'{prefix}_final')
+    node, _ = _start(work_dir, f'{prefix}_final')
     time.sleep(0.5)
     node.process.send_signal(signal.SIGTERM)
     try:
